@@ -1,0 +1,42 @@
+# Two entry points: `make demo` (train + benchmark the kNN router, no keys, no servers)
+# and `make test` (the test suite). Each creates its virtual environment if needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: demo test bench-overhead lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.core: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
+$(VENV)/.dev: pyproject.toml $(VENV)/.core
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.core
+	$(BIN)/llmrouter bench --config configs/bench/routerdc.yaml
+	$(BIN)/llmrouter train --router knnrouter --config configs/train/knnrouter.yaml
+	$(BIN)/llmrouter infer --router knnrouter --config configs/infer/knnrouter.yaml --route-only \
+		--query "Write a Python function that returns the n-th Fibonacci number."
+
+test: $(VENV)/.dev
+	$(BIN)/python -m pytest -q
+
+bench-overhead: $(VENV)/.dev
+	$(BIN)/python benchmarks/overhead.py
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/mypy
+
+clean:
+	rm -rf $(VENV) models .pytest_cache

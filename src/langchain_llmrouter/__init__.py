@@ -1,0 +1,107 @@
+"""langchain-llmrouter: LLM routing for LangChain and LangGraph.
+
+Heavy submodules load lazily, so ``import langchain_llmrouter`` does not import
+torch, scikit-learn or sentence-transformers.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from langchain_llmrouter.candidates import APIKeys, CandidatePool, LLMCandidate
+    from langchain_llmrouter.chat_model import RouterChatModel
+    from langchain_llmrouter.data import RoutingDataset
+    from langchain_llmrouter.embeddings import CachedEmbeddings, MiniLMEmbeddings
+    from langchain_llmrouter.errors import (
+        CandidateMismatchError,
+        ConfigError,
+        DataFormatError,
+        LLMRouterError,
+        MissingAPIKeyError,
+        MissingEndpointError,
+        NotFittedError,
+        RouterLoadError,
+        UnknownCandidateError,
+        UnknownRouterError,
+    )
+    from langchain_llmrouter.routers import (
+        BaseRouter,
+        RoutingDecision,
+        available_routers,
+        create_router,
+        get_router_class,
+        load_router,
+        register_router,
+    )
+
+_EXPORTS: dict[str, str] = {
+    "APIKeys": "candidates",
+    "CandidatePool": "candidates",
+    "LLMCandidate": "candidates",
+    "RouterChatModel": "chat_model",
+    "RoutingDataset": "data",
+    "CachedEmbeddings": "embeddings",
+    "MiniLMEmbeddings": "embeddings",
+    "CandidateMismatchError": "errors",
+    "ConfigError": "errors",
+    "DataFormatError": "errors",
+    "LLMRouterError": "errors",
+    "MissingAPIKeyError": "errors",
+    "MissingEndpointError": "errors",
+    "NotFittedError": "errors",
+    "RouterLoadError": "errors",
+    "UnknownCandidateError": "errors",
+    "UnknownRouterError": "errors",
+    "BaseRouter": "routers",
+    "RoutingDecision": "routers",
+    "available_routers": "routers",
+    "create_router": "routers",
+    "get_router_class": "routers",
+    "load_router": "routers",
+    "register_router": "routers",
+}
+
+__all__ = [
+    "APIKeys",
+    "BaseRouter",
+    "CachedEmbeddings",
+    "CandidateMismatchError",
+    "CandidatePool",
+    "ConfigError",
+    "DataFormatError",
+    "LLMCandidate",
+    "LLMRouterError",
+    "MiniLMEmbeddings",
+    "MissingAPIKeyError",
+    "MissingEndpointError",
+    "NotFittedError",
+    "RouterChatModel",
+    "RouterLoadError",
+    "RoutingDataset",
+    "RoutingDecision",
+    "UnknownCandidateError",
+    "UnknownRouterError",
+    "__version__",
+    "available_routers",
+    "create_router",
+    "get_router_class",
+    "load_router",
+    "register_router",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'langchain_llmrouter' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"langchain_llmrouter.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__

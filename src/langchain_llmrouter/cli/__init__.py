@@ -1,0 +1,1 @@
+"""The ``llmrouter`` command line: train, infer, eval, bench, list-routers."""

@@ -1,0 +1,116 @@
+"""Helpers shared by the CLI verbs: configs, candidates, data and routers from files."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_llmrouter.config import RouterConfig, load_config
+from langchain_llmrouter.errors import ConfigError
+
+if TYPE_CHECKING:
+    from langchain_llmrouter.candidates import CandidatePool
+    from langchain_llmrouter.data import RoutingDataset
+    from langchain_llmrouter.routers.base import BaseRouter
+
+
+def add_router_args(parser: argparse.ArgumentParser) -> None:
+    """``--router`` and ``--config``, common to train, infer and eval."""
+    parser.add_argument(
+        "--router", required=True, help="router name (see `llmrouter list-routers`)"
+    )
+    parser.add_argument(
+        "--config", required=True, type=Path, help="YAML config (LLMRouter's format works)"
+    )
+
+
+def router_config(args: argparse.Namespace) -> tuple[str, RouterConfig]:
+    """Load the config and check that it agrees with ``--router``."""
+    from langchain_llmrouter.routers.registry import get_router_class
+
+    config = load_config(args.config)
+    name = args.router.lower()
+    get_router_class(name)  # unknown names list the valid ones
+    if config.router and config.router.lower() != name:
+        raise ConfigError(
+            f"config is for router {config.router!r} but --router is {args.router!r}",
+            path=config.source,
+            field="router",
+        )
+    return name, config
+
+
+def candidate_pool(config: RouterConfig, **kwargs: Any) -> CandidatePool:
+    """The candidates named by ``data_path.llm_data``."""
+    from langchain_llmrouter.candidates import CandidatePool
+
+    if not config.data_path.llm_data:
+        raise ConfigError(
+            "missing: the candidates JSON is needed", path=config.source, field="data_path.llm_data"
+        )
+    path = config.resolve(config.data_path.llm_data, what="data_path.llm_data")
+    return CandidatePool.from_json(path, api_endpoint=config.api_endpoint, **kwargs)  # type: ignore[arg-type]
+
+
+def routing_data(
+    config: RouterConfig, key: str, pool: CandidatePool, override: Path | None = None
+) -> RoutingDataset:
+    """Routing data from ``data_path.<key>`` (or an explicit file)."""
+    from langchain_llmrouter.data import RoutingDataset
+
+    if override is not None:
+        path = override
+    else:
+        value = getattr(config.data_path, key)
+        if not value:
+            raise ConfigError(
+                "missing: a routing data file is needed",
+                path=config.source,
+                field=f"data_path.{key}",
+            )
+        path = config.resolve(value, what=f"data_path.{key}")  # type: ignore[assignment]
+    return RoutingDataset.from_file(path, candidates=pool)
+
+
+def model_dir(
+    config: RouterConfig, *, for_loading: bool, override: Path | None = None
+) -> Path | None:
+    """Where the router is saved / loaded from."""
+    if override is not None:
+        return override
+    value = (
+        (config.model_path.load_model_path or config.model_path.save_model_path)
+        if for_loading
+        else config.model_path.save_model_path
+    )
+    return config.resolve(value, what="model_path", must_exist=False)
+
+
+def trained_router(
+    name: str, config: RouterConfig, pool: CandidatePool, override: Path | None = None
+) -> BaseRouter:
+    """The saved router, or an untrained baseline set up from the candidates."""
+    from langchain_llmrouter.routers.registry import get_router_class
+
+    cls = get_router_class(name)
+    directory = model_dir(config, for_loading=True, override=override)
+    if directory is not None and (directory / "router.json").is_file():
+        return cls.load(directory, embeddings=config.build_embeddings())
+    if not cls.trainable:
+        return cls.from_params(
+            config.hparam, embeddings=config.build_embeddings(), source=str(config.source)
+        ).fit_candidates(pool)
+    where = directory or "model_path.load_model_path (not set)"
+    raise ConfigError(
+        f"no trained {name} at {where}; run `llmrouter train --router {name} --config {config.source}` first",
+        path=config.source,
+        field="model_path.load_model_path",
+    )
+
+
+def fail(message: str) -> int:
+    """Print an error for a person (no traceback) and return the exit status."""
+    print(f"error: {message}", file=sys.stderr)
+    return 2

@@ -1,0 +1,62 @@
+"""Entry point of the ``llmrouter`` console script and of ``python -m langchain_llmrouter.<verb>``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from langchain_llmrouter import __version__
+
+
+def _verbs() -> dict[str, tuple[ModuleType, str]]:
+    from langchain_llmrouter.cli import bench, evaluate, infer, list_routers, train
+
+    return {
+        "train": (train, "train a router on routing data and save it"),
+        "infer": (infer, "route queries and (unless --route-only) answer them"),
+        "eval": (evaluate, "evaluate a trained router on test routing data"),
+        "bench": (bench, "train and compare routers side by side"),
+        "list-routers": (list_routers, "list built-in and plugin routers"),
+    }
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with one subcommand per verb."""
+    parser = argparse.ArgumentParser(
+        prog="llmrouter", description="LLM routing for LangChain and LangGraph."
+    )
+    parser.add_argument("--version", action="version", version=f"langchain-llmrouter {__version__}")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name, (module, help_text) in _verbs().items():
+        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one verb; user errors print one line (no traceback) and exit with status 2."""
+    from langchain_llmrouter.errors import LLMRouterError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verb is None:
+        parser.print_help()
+        return 0
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    module, _ = _verbs()[args.verb]
+    try:
+        return int(module.run(args))
+    except LLMRouterError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run_verb(verb: str) -> None:
+    """``python -m langchain_llmrouter.<verb>``: the same as ``llmrouter <verb>``."""
+    sys.exit(main([verb, *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,26 @@
+"""Test helpers: a deterministic, in-process OpenAI-compatible chat server.
+
+The names are imported lazily, so ``python -m langchain_llmrouter.testing.openai_server``
+runs the module without a double import.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_llmrouter.testing.openai_server import (
+        FakeOpenAIServer,
+        ModelBehavior,
+        ServedCall,
+    )
+
+__all__ = ["FakeOpenAIServer", "ModelBehavior", "ServedCall"]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the exported names on first use."""
+    if name in __all__:
+        return getattr(import_module("langchain_llmrouter.testing.openai_server"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
