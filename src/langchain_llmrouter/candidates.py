@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -34,7 +35,7 @@ DEFAULT_OUTPUT_TOKENS = 200
 """Output tokens assumed per answer when the data has no token counts (BENCHMARK.md)."""
 
 _SIZE_UNITS = {"K": 1e-6, "M": 1e-3, "B": 1.0, "T": 1e3}
-_LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "0.0.0.0")
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
 
 
 def parse_size_billions(size: str | float | int | None) -> float | None:
@@ -208,7 +209,11 @@ def _split_keys(value: Any) -> list[str]:
 
 def is_local_endpoint(url: str) -> bool:
     """Whether an endpoint is on this machine (such endpoints may need no API key)."""
-    return any(host in url for host in _LOCAL_HOSTS)
+    try:
+        host = urlparse(url).hostname
+    except ValueError:
+        return False
+    return host in _LOCAL_HOSTS
 
 
 class CandidatePool:

@@ -493,3 +493,20 @@ def test_models_for_unknown_candidates_rejected() -> None:
             [LLMCandidate(name="a", model="a")],
             models={"ghost": FakeListChatModel(responses=["x"])},
         )
+
+
+@pytest.mark.parametrize(
+    ("url", "local"),
+    [
+        ("http://localhost:8000/v1", True),
+        ("http://127.0.0.1:5/v1", True),
+        ("http://[::1]:8000/v1", True),
+        ("https://localhost.evil.com/v1", False),
+        ("https://api.example.com/v1?next=localhost", False),
+        ("https://integrate.api.nvidia.com/v1", False),
+    ],
+)
+def test_is_local_endpoint_looks_at_the_host_only(url: str, local: bool) -> None:
+    from langchain_llmrouter.candidates import is_local_endpoint
+
+    assert is_local_endpoint(url) is local
