@@ -16,7 +16,11 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    BaseCallbackManager,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.chat_models import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, message_chunk_to_message
@@ -380,13 +384,33 @@ class RouterChatModel(BaseChatModel):
     def _candidate_config(
         self, config: RunnableConfig, decision: RoutingDecision, name: str, attempt: int
     ) -> RunnableConfig:
+        callbacks = config.get("callbacks")
+        if self.callbacks:  # the model's own callbacks, as BaseChatModel would honour them
+            own = (
+                self.callbacks.handlers
+                if isinstance(self.callbacks, BaseCallbackManager)
+                else list(self.callbacks)
+            )
+            if isinstance(callbacks, BaseCallbackManager):
+                callbacks = callbacks.copy()
+                for handler in own:
+                    callbacks.add_handler(handler, inherit=True)
+            else:
+                callbacks = [*(callbacks or []), *own]
         metadata = {
+            **(self.metadata or {}),
             **(config.get("metadata") or {}),
             "llmrouter_router": self.router.name,
             "llmrouter_model": name,
             "llmrouter_chosen": decision.model,
         }
-        child: RunnableConfig = {**config, "metadata": metadata}
+        tags = [*(config.get("tags") or []), *(self.tags or [])]
+        child: RunnableConfig = {
+            **config,
+            "callbacks": callbacks,
+            "metadata": metadata,
+            "tags": tags,
+        }
         if attempt:  # a caller's run_id names one run: the first attempt's
             child.pop("run_id", None)
         return child

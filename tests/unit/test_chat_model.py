@@ -110,7 +110,12 @@ class RunRecorder(BaseCallbackHandler):
         **kwargs: Any,
     ) -> None:
         self.starts.append(
-            {"run_id": run_id, "parent_run_id": parent_run_id, "metadata": metadata or {}}
+            {
+                "run_id": run_id,
+                "parent_run_id": parent_run_id,
+                "metadata": metadata or {},
+                "tags": kwargs.get("tags") or [],
+            }
         )
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
@@ -488,9 +493,18 @@ async def test_callbacks_see_one_run_the_chosen_candidates(
     assert [c.model for c in served.calls] == [model_id(pool, chosen)]
 
 
-def test_enclosing_chain_callbacks_do_not_reach_the_candidate(
-    llm: RouterChatModel, served: FakeOpenAIServer
-) -> None:
+@pytest.mark.parametrize("mode", MODES)
+async def test_model_level_callbacks_and_tags_are_honoured(mode: str, llm: RouterChatModel) -> None:
+    recorder = RunRecorder()
+    own = llm.model_copy(update={"callbacks": [recorder], "tags": ["mine"]})
+    await call(own, mode, QUESTION)
+    [run] = recorder.starts
+    assert run["metadata"]["llmrouter_router"] == "knnrouter"
+    assert "mine" in run["tags"]
+    assert recorder.ends == [run["run_id"]]
+
+
+def test_a_chain_sees_one_chat_model_run(llm: RouterChatModel, served: FakeOpenAIServer) -> None:
     recorder = RunRecorder()
     chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | llm
     chain.invoke({"q": QUESTION}, config={"callbacks": [recorder]})

@@ -26,6 +26,17 @@ def add_router_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_load_model_arg(parser: argparse.ArgumentParser) -> None:
+    """``--load-model-path``, common to infer and eval (overrides model_path.load_model_path)."""
+    parser.add_argument(
+        "--load-model-path",
+        "--load_model_path",
+        dest="load_model_path",
+        type=Path,
+        help="trained router directory",
+    )
+
+
 def router_config(args: argparse.Namespace) -> tuple[str, RouterConfig]:
     """Load the config and check that it agrees with ``--router``."""
     from langchain_llmrouter.routers.registry import get_router_class

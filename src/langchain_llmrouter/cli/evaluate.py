@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from langchain_llmrouter.cli.common import (
+    add_load_model_arg,
     add_router_args,
     candidate_pool,
     router_config,
@@ -23,13 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", type=Path, help="test routing data (default: data_path.routing_data_test)"
     )
-    parser.add_argument(
-        "--load-model-path",
-        "--load_model_path",
-        dest="load_model_path",
-        type=Path,
-        help="trained router directory",
-    )
+    add_load_model_arg(parser)
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 

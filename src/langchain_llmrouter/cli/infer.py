@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_llmrouter.cli.common import (
+    add_load_model_arg,
     add_router_args,
     candidate_pool,
     router_config,
@@ -31,13 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--route-only", action="store_true", help="only route; call no LLM")
     parser.add_argument("--cost-weight", type=float, help="override the router's cost_weight")
     parser.add_argument("--budget", type=float, help="max estimated dollars per call")
-    parser.add_argument(
-        "--load-model-path",
-        "--load_model_path",
-        dest="load_model_path",
-        type=Path,
-        help="trained router directory",
-    )
+    add_load_model_arg(parser)
     parser.add_argument("--max-tokens", type=int, help="max tokens per answer")
     parser.add_argument("--temperature", type=float, help="sampling temperature")
 
