@@ -79,11 +79,18 @@ def main() -> None:
     cheap = llm.with_config(configurable={"cost_weight": 2.0})
     print("[stream] ", end="")
     for chunk in cheap.stream("Write a haiku about routers."):
+        chosen = chunk.response_metadata.get("routing", {}).get("model")
+        if chosen:  # the routing decision rides on the first chunk
+            print(f"{chosen} answered: ", end="")
         print(chunk.text, end="", flush=True)
     print()
 
     # 4. Tool calling passes through to the chosen candidate.
     message = llm.bind_tools([word_count]).invoke("How many words are in 'the quick brown fox'?")
+    if not message.tool_calls:
+        print(
+            f"[tool] {message.response_metadata['routing']['model']} answered without a tool call"
+        )
     for call in message.tool_calls:
         print(
             f"[tool] {message.response_metadata['routing']['model']} called {call['name']}({call['args']})"

@@ -299,7 +299,9 @@ class _SectionChecks:
         self, run: QuickstartRun
     ) -> None:
         model_id = run.model_id("stream")
-        assert run.output["stream"] == [f"[{model_id}] You said: {QUERIES['stream']}"]
+        assert run.output["stream"] == [
+            f"{run.decision('stream').model} answered: [{model_id}] You said: {QUERIES['stream']}"
+        ]
         call = run.section_call("stream")
         assert (call.model, call.stream) == (model_id, True)
         assert [c for c in run.calls if c.stream] == [call]
