@@ -385,7 +385,9 @@ class RouterChatModel(BaseChatModel):
         self, config: RunnableConfig, decision: RoutingDecision, name: str, attempt: int
     ) -> RunnableConfig:
         callbacks = config.get("callbacks")
-        if self.callbacks:  # the model's own callbacks, as BaseChatModel would honour them
+        # The model's own callbacks, as BaseChatModel would honour them; on the generate()
+        # path BaseChatModel already has (`_CANDIDATE_CONFIG`: the candidate stays silent).
+        if self.callbacks and config is not _CANDIDATE_CONFIG:
             own = (
                 self.callbacks.handlers
                 if isinstance(self.callbacks, BaseCallbackManager)

@@ -504,6 +504,14 @@ async def test_model_level_callbacks_and_tags_are_honoured(mode: str, llm: Route
     assert recorder.ends == [run["run_id"]]
 
 
+def test_generate_reports_model_callbacks_once(llm: RouterChatModel) -> None:
+    recorder = RunRecorder()
+    own = llm.model_copy(update={"callbacks": [recorder]})
+    result = own.generate([[HumanMessage(QUESTION)]])
+    assert result.generations[0][0].message.response_metadata["routing"]["router"] == "knnrouter"
+    assert len(recorder.starts) == len(recorder.ends) == 1
+
+
 def test_a_chain_sees_one_chat_model_run(llm: RouterChatModel, served: FakeOpenAIServer) -> None:
     recorder = RunRecorder()
     chain = ChatPromptTemplate.from_messages([("human", "{q}")]) | llm
