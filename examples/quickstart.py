@@ -87,14 +87,11 @@ def main() -> None:
 
     # 4. Tool calling passes through to the chosen candidate.
     message = llm.bind_tools([word_count]).invoke("How many words are in 'the quick brown fox'?")
+    answered_by = message.response_metadata["routing"]["model"]
     if not message.tool_calls:
-        print(
-            f"[tool] {message.response_metadata['routing']['model']} answered without a tool call"
-        )
+        print(f"[tool] {answered_by} answered without a tool call")
     for call in message.tool_calls:
-        print(
-            f"[tool] {message.response_metadata['routing']['model']} called {call['name']}({call['args']})"
-        )
+        print(f"[tool] {answered_by} called {call['name']}({call['args']})")
         print(f"[tool] result: {word_count.invoke(call['args'])}")
 
 
