@@ -20,6 +20,14 @@ _BUILTIN: dict[str, str] = {
     "randomrouter": "langchain_llmrouter.routers.baselines:RandomRouter",
     "oracle": "langchain_llmrouter.routers.baselines:OracleRouter",
     "knnrouter": "langchain_llmrouter.routers.knn:KNNRouter",
+    "svmrouter": "langchain_llmrouter.routers.svm:SVMRouter",
+    "mlprouter": "langchain_llmrouter.routers.mlp:MLPRouter",
+    "mfrouter": "langchain_llmrouter.routers.mf:MFRouter",
+    "elorouter": "langchain_llmrouter.routers.elo:EloRouter",
+    "routerdc": "langchain_llmrouter.routers.routerdc:RouterDC",
+    "hybrid_llm": "langchain_llmrouter.routers.hybrid_llm:HybridLLMRouter",
+    "graphrouter": "langchain_llmrouter.routers.graphrouter:GraphRouter",
+    "causallm_router": "langchain_llmrouter.routers.causallm:CausalLMRouter",
 }
 _PLUGINS: dict[str, type[BaseRouter]] = {}
 
