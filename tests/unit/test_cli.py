@@ -48,7 +48,21 @@ ROUTERDC_CANDIDATES = [  # pool order (default_llm.json) of the 9 RouterDC candi
 CHEAPEST = "gemma-2-9b-it"  # $0.10 / $0.10, the cheapest of all candidates
 SMALLEST = "qwen2.5-7b-instruct"  # 7B; ties on size and price go to the first in the pool
 LARGEST_OF_ALL = "mixtral-8x22b-instruct-v0.1"  # 141B, the largest of the 14 candidates
-BUILTIN = ["knnrouter", "largest_llm", "oracle", "randomrouter", "smallest_llm"]
+BUILTIN = [
+    "causallm_router",
+    "elorouter",
+    "graphrouter",
+    "hybrid_llm",
+    "knnrouter",
+    "largest_llm",
+    "mfrouter",
+    "mlprouter",
+    "oracle",
+    "randomrouter",
+    "routerdc",
+    "smallest_llm",
+    "svmrouter",
+]
 
 
 @dataclass
@@ -198,14 +212,14 @@ def test_list_routers_lists_the_builtins_with_their_kind() -> None:
     assert result.code == 0
     lines = result.out.splitlines()
     assert lines[0] == "built-in routers:"
-    rows = {line.split()[0]: line for line in lines[1:6]}
+    rows = {line.split()[0]: line for line in lines[1 : 1 + len(BUILTIN)]}
     assert sorted(rows) == BUILTIN
     for name in ("knnrouter", "oracle"):
         assert "trainable" in rows[name]
     for name in ("smallest_llm", "largest_llm", "randomrouter"):
         assert "no training" in rows[name]
     assert "k nearest training queries" in rows["knnrouter"]
-    assert any(line.startswith("plugin routers") for line in lines[6:])
+    assert lines[1 + len(BUILTIN)].startswith("plugin routers")
 
 
 def test_no_verb_prints_help() -> None:
@@ -1074,9 +1088,11 @@ def test_console_script_list_routers() -> None:
         env=os.environ.copy(),
     )
     assert proc.returncode == 0, proc.stderr
-    names = [line.split()[0] for line in proc.stdout.splitlines()[1:6]]
+    names = [line.split()[0] for line in proc.stdout.splitlines()[1 : 1 + len(BUILTIN)]]
     assert names == BUILTIN
-    assert "plugin routers: (none found)" in proc.stdout
+    # Run from the repository root, so the example plugin in ./custom_routers/ is found.
+    plugins = proc.stdout.split("plugin routers:")[1]
+    assert "thresholdrouter" in plugins
 
 
 def test_python_m_train_and_exit_status(slices: Slices, tmp_path: Path) -> None:

@@ -42,6 +42,22 @@ from langchain_llmrouter.routers.knn import KNNRouter
 DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "llmrouter_example"
 
 BUILTIN = ["knnrouter", "largest_llm", "oracle", "randomrouter", "smallest_llm"]
+"""The foundation's routers, tested in this module (the others: tests/unit/routers/)."""
+ALL_BUILTIN = [
+    "causallm_router",
+    "elorouter",
+    "graphrouter",
+    "hybrid_llm",
+    "knnrouter",
+    "largest_llm",
+    "mfrouter",
+    "mlprouter",
+    "oracle",
+    "randomrouter",
+    "routerdc",
+    "smallest_llm",
+    "svmrouter",
+]
 N_FIT, N_HELD = 400, 200
 MAX_CHARS = 200  # short queries embed fast on a CPU (and match conftest's small_train)
 CHEAPEST = "gemma-2-9b-it"  # the cheapest of the 9 RouterDC candidates ($0.10 / $0.10)
@@ -124,12 +140,12 @@ class FakeEmbeddings(Embeddings):
 
 
 def test_builtin_routers_are_available() -> None:
-    assert registry.builtin_routers() == BUILTIN
-    assert set(BUILTIN) <= set(available_routers())
+    assert registry.builtin_routers() == ALL_BUILTIN
+    assert set(ALL_BUILTIN) <= set(available_routers())
     assert available_routers() == sorted(available_routers())
 
 
-@pytest.mark.parametrize("name", [*BUILTIN, "KNNRouter", "Smallest_LLM"])
+@pytest.mark.parametrize("name", [*ALL_BUILTIN, "KNNRouter", "Smallest_LLM"])
 def test_get_router_class(name: str) -> None:
     cls = get_router_class(name)
     assert issubclass(cls, BaseRouter)

@@ -120,6 +120,20 @@ def _route_ms_per_1k(
     return (time.perf_counter() - start) * 1000.0
 
 
+def _align(router: BaseRouter, predicted: np.ndarray, test: RoutingDataset) -> np.ndarray:
+    """Predictions in the test file's candidate order; a candidate the router does not
+    know (a two-candidate router, say) gets NaN, which the policy never picks."""
+    if router.candidates_ == test.candidates:
+        return predicted
+    unknown = sorted(set(router.candidates_) - set(test.candidates))
+    if unknown:
+        raise ValueError(f"{router.name} routes to candidates the test data lacks: {unknown}")
+    aligned = np.full((len(predicted), len(test.candidates)), np.nan)
+    for j, name in enumerate(router.candidates_):
+        aligned[:, test.candidates.index(name)] = predicted[:, j]
+    return aligned
+
+
 def run_benchmark(
     train: RoutingDataset,
     test: RoutingDataset,
@@ -173,7 +187,7 @@ def run_benchmark(
         fit_s = time.perf_counter() - start
         emb = x_test if cls.uses_embeddings else None
         route_ms = _route_ms_per_1k(router, test.queries, emb)
-        predicted = router.predict_quality(test.queries, query_embeddings=emb)
+        predicted = _align(router, router.predict_quality(test.queries, query_embeddings=emb), test)
         say(f"{name}: fitted in {fit_s:.2f}s, routes 1k queries in {route_ms:.1f} ms")
         if cls.cost_aware:
             entries.append(

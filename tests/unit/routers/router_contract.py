@@ -13,6 +13,7 @@ and adds tests of what is particular to the family.
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -131,7 +132,7 @@ class RouterContract:
         for weight in (0.0, 0.03, 0.3, 3.0, 30.0):
             decisions = fitted.route_batch(held.queries, cost_weight=weight, query_embeddings=emb)
             means.append(float(np.mean([d.est_cost for d in decisions])))
-        assert all(b <= a for a, b in zip(means, means[1:], strict=False)), means
+        assert all(b <= a for a, b in itertools.pairwise(means)), means
         assert means[-1] < means[0], f"{self.router_name}: cost_weight changed nothing: {means}"
 
     def test_bad_hyperparameters_name_the_field(self) -> None:
