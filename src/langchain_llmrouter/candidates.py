@@ -298,6 +298,26 @@ class CandidatePool:
         kwargs.setdefault("source", str(path))
         return cls(candidates, **kwargs)
 
+    def add_embeddings(self, path: str | Path) -> CandidatePool:
+        """Take each candidate's description embedding from another candidate JSON.
+
+        LLMRouter keeps them in a second file (``default_llm_embeddings.json``); its
+        entries are matched by candidate name, and those the pool lacks are ignored.
+
+        Returns:
+            The pool itself.
+
+        Raises:
+            DataFormatError: naming the file, line and field of a malformed entry.
+        """
+        other = CandidatePool.from_json(path, api_keys=APIKeys())
+        for name, candidate in list(self._candidates.items()):
+            if name in other and other[name].embedding is not None:
+                self._candidates[name] = candidate.model_copy(
+                    update={"embedding": other[name].embedding}
+                )
+        return self
+
     @classmethod
     def from_models(
         cls,

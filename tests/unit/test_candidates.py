@@ -510,3 +510,29 @@ def test_is_local_endpoint_looks_at_the_host_only(url: str, local: bool) -> None
     from langchain_llmrouter.candidates import is_local_endpoint
 
     assert is_local_endpoint(url) is local
+
+
+# --- description embeddings from a second file ---------------------------------------------
+
+
+def test_add_embeddings_matches_by_name(tmp_path: Path) -> None:
+    pool = CandidatePool.from_json(DEFAULT_LLM, api_keys=APIKeys())
+    assert all(c.embedding is None for c in pool)
+    source = DEFAULT_LLM.with_name("default_llm_embeddings.json")
+    assert pool.add_embeddings(source) is pool
+    raw = json.loads(source.read_text(encoding="utf-8"))
+    for candidate in pool:
+        if candidate.name in raw:
+            assert candidate.embedding == raw[candidate.name]["embedding"]
+            assert candidate.size is not None  # the rest comes from the pool's own file
+        else:
+            assert candidate.embedding is None
+
+
+def test_add_embeddings_names_a_bad_entry(tmp_path: Path) -> None:
+    pool = CandidatePool.from_json(DEFAULT_LLM, api_keys=APIKeys())
+    bad = _write(tmp_path / "emb.json", '{\n  "gemma-2-9b-it": {"embedding": "not a list"}\n}\n')
+    with pytest.raises(DataFormatError) as info:
+        pool.add_embeddings(bad)
+    message = str(info.value)
+    assert "emb.json" in message and "line 2" in message and "gemma-2-9b-it.embedding" in message

@@ -1044,6 +1044,38 @@ def test_bench_config_hparams_match_eval(trained: Trained, slices: Slices, tmp_p
         assert bench_split["n_queries"] == eval_split["n_queries"]
 
 
+def test_bench_compares_variants_and_two_candidate_routers(
+    slices: Slices, tmp_path: Path, shared_data: Path
+) -> None:
+    """Rows may name their router (two kNN variants side by side), and a router that knows
+    only two candidates (the thresholdrouter plugin) is scored among all nine."""
+    config = write_yaml(
+        tmp_path / "bench.yaml",
+        {
+            "data_path": {
+                "routing_data_train": str(slices.train_json),
+                "routing_data_test": str(slices.test_json),
+                "llm_data": str(slices.llm),
+                "llm_embedding_data": str(shared_data / "default_llm_embeddings.json"),
+            },
+            "routers": {
+                "knn-k1": {"router": "knnrouter", "k": 1},
+                "knn-k30": {"router": "knnrouter", "k": 30},
+                "thresholdrouter": {"epochs": 2, "hidden_dim": 8, "threshold": 0.2},
+            },
+        },
+    )
+    bench = cli("bench", "--config", config, "--json")
+    assert bench.code == 0, bench
+    figures = json.loads(bench.out)
+    assert figures["routers"] == ["knn-k1", "knn-k30", "thresholdrouter"]
+    reports = {r["name"]: r for r in figures["splits"][0]["reports"]}
+    assert reports["knn-k1"]["q0"] != reports["knn-k30"]["q0"]
+    # The two-candidate router only ever pays for gemma-2-9b-it or the nemotron-51b.
+    allowed = {reports[f"always {c}"]["c0"] for c in ("gemma-2-9b-it", "llama-3.1-nemotron-51b-instruct")}
+    assert min(allowed) - 1e-9 <= reports["thresholdrouter"]["c0"] <= max(allowed) + 1e-9
+
+
 def test_bench_without_data_says_what_is_missing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -59,6 +59,10 @@ def run(args: argparse.Namespace) -> int:
         print(message, file=sys.stderr)
 
     pool = CandidatePool.from_json(llm_path)  # type: ignore[arg-type]
+    if paths.llm_embedding_data:
+        pool.add_embeddings(
+            config.resolve(paths.llm_embedding_data, what="data_path.llm_embedding_data")  # type: ignore[arg-type]
+        )
     train = RoutingDataset.from_file(train_path, candidates=pool)  # type: ignore[arg-type]
     test = RoutingDataset.from_file(test_path, candidates=pool)  # type: ignore[arg-type]
     result = run_benchmark(train, test, routers, embeddings=config.build_embeddings(), log=log)

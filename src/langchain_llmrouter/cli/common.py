@@ -62,7 +62,12 @@ def candidate_pool(config: RouterConfig, **kwargs: Any) -> CandidatePool:
             "missing: the candidates JSON is needed", path=config.source, field="data_path.llm_data"
         )
     path = config.resolve(config.data_path.llm_data, what="data_path.llm_data")
-    return CandidatePool.from_json(path, api_endpoint=config.api_endpoint, **kwargs)  # type: ignore[arg-type]
+    pool = CandidatePool.from_json(path, api_endpoint=config.api_endpoint, **kwargs)  # type: ignore[arg-type]
+    if config.data_path.llm_embedding_data:
+        pool.add_embeddings(
+            config.resolve(config.data_path.llm_embedding_data, what="data_path.llm_embedding_data")  # type: ignore[arg-type]
+        )
+    return pool
 
 
 def routing_data(

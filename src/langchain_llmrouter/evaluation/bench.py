@@ -120,6 +120,15 @@ def _route_ms_per_1k(
     return (time.perf_counter() - start) * 1000.0
 
 
+def _router_spec(label: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """(router name, hyperparameters) of one benchmark row."""
+    params = dict(params or {})
+    name = params.pop("router", label)
+    if not isinstance(name, str):
+        raise ValueError(f"routers.{label}.router must be a router name, got {name!r}")
+    return name, params
+
+
 def _align(router: BaseRouter, predicted: np.ndarray, test: RoutingDataset) -> np.ndarray:
     """Predictions in the test file's candidate order; a candidate the router does not
     know (a two-candidate router, say) gets NaN, which the policy never picks."""
@@ -147,7 +156,9 @@ def run_benchmark(
     Args:
         train: Training routing data.
         test: Test routing data (same candidates, in the same order).
-        routers: Router name -> hyperparameters.
+        routers: Row label -> hyperparameters. The label is the router name, unless the
+            hyperparameters name the router under a ``router`` key, which lets one run
+            compare variants (``{"elo-global": {"router": "elorouter", "variant": "global"}}``).
         embeddings: Embedder for embedding-based routers (default: bundled MiniLM).
         log: Progress messages go here.
     """
@@ -164,7 +175,8 @@ def run_benchmark(
         subsets.append(("novel", novel))
 
     x_train = x_test = None
-    classes = {name: get_router_class(name) for name in routers}
+    specs = {label: _router_spec(label, params) for label, params in routers.items()}
+    classes = {label: get_router_class(name) for label, (name, _) in specs.items()}
     if any(cls.uses_embeddings for cls in classes.values()):
         from langchain_llmrouter.embeddings import embed_texts
 
@@ -176,7 +188,7 @@ def run_benchmark(
 
     # Per subset: list of (name, kind, payload) evaluated the same way.
     entries: list[tuple[str, str, np.ndarray, float | None, float | None]] = []
-    for name, params in routers.items():
+    for name, (_, params) in specs.items():
         cls = classes[name]
         router = cls.from_params(params, embeddings=embeddings)
         start = time.perf_counter()
