@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from langchain_core.messages import HumanMessage
+from safetensors.numpy import load_file
 
 from langchain_llmrouter import (
     BaseRouter,
@@ -104,7 +105,13 @@ class RouterContract:
         document = json.loads((directory / "router.json").read_text(encoding="utf-8"))
         assert document["router"] == self.router_name
         for path in directory.rglob("*"):
-            if path.is_file():
+            if not path.is_file():
+                continue
+            if path.suffix == ".safetensors":
+                load_file(path)  # parses as safetensors: tensors and a JSON header only
+            elif path.suffix == ".json":
+                json.loads(path.read_text(encoding="utf-8"))
+            else:
                 head = path.read_bytes()[:4]
                 assert not head.startswith(PICKLE_MAGIC), f"{path} is a pickle"
                 assert head != ZIP_MAGIC, f"{path} is a torch.save zip (pickle inside)"
