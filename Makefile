@@ -34,8 +34,8 @@ bench-overhead: $(VENV)/.dev
 	$(BIN)/python benchmarks/overhead.py
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests benchmarks examples
-	$(BIN)/ruff format --check src tests benchmarks examples
+	$(BIN)/ruff check src tests benchmarks examples custom_routers
+	$(BIN)/ruff format --check src tests benchmarks examples custom_routers
 	$(BIN)/mypy
 
 clean:

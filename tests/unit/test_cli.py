@@ -1072,7 +1072,9 @@ def test_bench_compares_variants_and_two_candidate_routers(
     reports = {r["name"]: r for r in figures["splits"][0]["reports"]}
     assert reports["knn-k1"]["q0"] != reports["knn-k30"]["q0"]
     # The two-candidate router only ever pays for gemma-2-9b-it or the nemotron-51b.
-    allowed = {reports[f"always {c}"]["c0"] for c in ("gemma-2-9b-it", "llama-3.1-nemotron-51b-instruct")}
+    allowed = {
+        reports[f"always {c}"]["c0"] for c in ("gemma-2-9b-it", "llama-3.1-nemotron-51b-instruct")
+    }
     assert min(allowed) - 1e-9 <= reports["thresholdrouter"]["c0"] <= max(allowed) + 1e-9
 
 

@@ -77,12 +77,10 @@ def load_quietly(path: Path) -> RouterConfig:
 
 
 def test_every_shipped_config_is_found() -> None:
-    assert {p.stem for p in TRAIN_CONFIGS} == {
-        "knnrouter",
-        "largest_llm",
-        "randomrouter",
-        "smallest_llm",
-    }
+    from langchain_llmrouter.routers.registry import builtin_routers
+
+    shipped = (set(builtin_routers()) - {"oracle"}) | {"thresholdrouter"}  # + the plugin example
+    assert {p.stem for p in TRAIN_CONFIGS} == shipped
     assert {p.stem for p in INFER_CONFIGS} == {p.stem for p in TRAIN_CONFIGS}
     assert [p.name for p in BENCH_CONFIGS] == ["routerdc.yaml"]
 
@@ -141,7 +139,13 @@ def test_shipped_bench_config_loads(
 
     assert isinstance(config, BenchConfig)
     assert config.source == path
-    assert config.routers == {"knnrouter": {"k": 50, "weights": "distance", "metric": "cosine"}}
+    # Every router of the package (and the plugin example) with its defaults, plus one variant row.
+    from langchain_llmrouter.routers.registry import builtin_routers
+
+    trained = set(builtin_routers()) - {"oracle", "randomrouter", "smallest_llm", "largest_llm"}
+    assert set(config.routers) == trained | {"thresholdrouter", "elorouter-global"}
+    assert config.routers["elorouter-global"] == {"router": "elorouter", "variant": "global"}
+    assert config.data_path.llm_embedding_data is not None
     expected = {
         "routing_data_train": "routerdc_train.json",
         "routing_data_test": "routerdc_test.json",
@@ -151,7 +155,9 @@ def test_shipped_bench_config_loads(
         resolved = config.resolve(getattr(config.data_path, key), what=f"data_path.{key}")
         assert resolved is not None
         assert resolved.resolve() == (shared_data / name).resolve()
-    for name, params in config.routers.items():
+    for label, params in config.routers.items():
+        params = dict(params)
+        name = params.pop("router", label)
         get_router_class(name).validate_params(params, source=str(path))
 
 
@@ -161,7 +167,7 @@ def test_bench_config_is_not_a_router_config() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.field == "routers"
-    assert info.value.line == 6
+    assert info.value.line == 9
     assert str(path) in str(info.value)
 
 

@@ -154,10 +154,10 @@ def test_get_router_class(name: str) -> None:
 
 def test_unknown_router_lists_valid_names() -> None:
     with pytest.raises(UnknownRouterError) as info:
-        create_router("svmrouter")
+        create_router("svm_router")
     message = str(info.value)
-    assert "'svmrouter'" in message
-    assert all(name in message for name in BUILTIN)
+    assert "'svm_router'" in message
+    assert all(name in message for name in ALL_BUILTIN)
     assert info.value.valid == available_routers()
     assert isinstance(info.value, KeyError)
 
