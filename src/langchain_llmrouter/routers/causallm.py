@@ -46,8 +46,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
@@ -55,6 +53,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from langchain_llmrouter.errors import ConfigError
+from langchain_llmrouter.routers._torch import torch_threads
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
 
 if TYPE_CHECKING:
@@ -353,7 +352,7 @@ class CausalLMRouter(BaseRouter):
 
     def _fit(self, dataset: RoutingDataset | None, query_embeddings: np.ndarray | None) -> None:
         assert dataset is not None
-        with _torch_threads(self.num_threads):
+        with torch_threads(self.num_threads):
             self._train(dataset)
 
     def _train(self, dataset: RoutingDataset) -> None:
@@ -455,13 +454,13 @@ class CausalLMRouter(BaseRouter):
     def predict_best_proba(self, queries: list[str]) -> np.ndarray:
         """P(candidate is best | query), shape (n, n_candidates), at temperature 1."""
         self._check_fitted()
-        with _torch_threads(self.num_threads):
+        with torch_threads(self.num_threads):
             return _softmax(self._name_logits(self.encode_prompts(list(queries))), 1.0)
 
     def _predict_quality(
         self, queries: list[str], query_embeddings: np.ndarray | None
     ) -> np.ndarray:
-        with _torch_threads(self.num_threads):
+        with torch_threads(self.num_threads):
             logits = self._name_logits(self.encode_prompts(queries))
         if self.calibration == "none":
             return _softmax(logits, 1.0)
@@ -501,27 +500,6 @@ class CausalLMRouter(BaseRouter):
         self.temperature_ = float(meta["temperature"])
         self.n_epochs_ = int(meta["n_epochs"])
         self.mixture_ = arrays["mixture"]
-
-
-@contextmanager
-def _torch_threads(n: int | None) -> Iterator[None]:
-    """Run with ``n`` torch intra-op threads, then restore the previous setting.
-
-    One thread by default: the tiny model gains little from more, results do not depend
-    on the machine's core count, and shared cores make extra threads spin (measured
-    here: 23x slower per step with 2 threads on a busy 2-core machine).
-    """
-    import torch
-
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _softmax(logits: np.ndarray, temperature: float) -> np.ndarray:

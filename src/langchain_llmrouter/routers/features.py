@@ -15,8 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from langchain_llmrouter._optional import import_optional
-
 TFIDF_OPTIONS: dict[str, Any] = {
     "ngram_range": (1, 2),
     "sublinear_tf": True,
@@ -53,9 +51,8 @@ class QueryFeaturizer:
         x = np.asarray(embeddings, dtype=np.float32)
         if not self.tfidf:
             return x
-        sklearn_text = import_optional(
-            "sklearn.feature_extraction.text", extra="sklearn", feature="TF-IDF features"
-        )
+        from sklearn.feature_extraction import text as sklearn_text
+
         min_df = TFIDF_OPTIONS["min_df"] if len(queries) >= 10 else 1
         vectorizer = sklearn_text.TfidfVectorizer(
             **{**TFIDF_OPTIONS, "min_df": min_df}, dtype=np.float32
@@ -105,9 +102,8 @@ class QueryFeaturizer:
         )
         if not featurizer.tfidf:
             return featurizer
-        sklearn_text = import_optional(
-            "sklearn.feature_extraction.text", extra="sklearn", feature="TF-IDF features"
-        )
+        from sklearn.feature_extraction import text as sklearn_text
+
         vocabulary = [str(t) for t in meta["vocabulary"]]
         idf = np.asarray(arrays["idf"], dtype=np.float32)
         if len(idf) != len(vocabulary):
@@ -130,7 +126,8 @@ def _leading_right_vectors(matrix: Any, k: int) -> np.ndarray:
 
     ``k' = min(k, n_docs - 1, n_terms - 1)``; a fixed seed makes it deterministic.
     """
-    decomposition = import_optional("sklearn.decomposition", extra="sklearn", feature="TF-IDF")
+    from sklearn import decomposition
+
     k = max(1, min(k, matrix.shape[0] - 1, matrix.shape[1] - 1))
     svd = decomposition.TruncatedSVD(n_components=k, algorithm="randomized", random_state=0)
     svd.fit(matrix)

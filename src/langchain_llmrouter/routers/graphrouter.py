@@ -36,8 +36,6 @@ How this differs from the paper and from LLMRouter's simplified peer (``PEERS.md
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -46,6 +44,7 @@ import torch
 from pydantic import Field
 
 from langchain_llmrouter._optional import import_optional
+from langchain_llmrouter.routers._torch import torch_threads
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
 
 if TYPE_CHECKING:
@@ -69,21 +68,6 @@ _C2Q = ("candidate", "serves", "query")
 _EDGE_DIM = 3  # [quality if visible else 0, visible flag, normalised cost]
 _COST_CLIP = 4.0
 _VALIDATE_EVERY = 5  # epochs between validation passes (a pass costs about a training step)
-
-
-@contextmanager
-def _single_thread() -> Iterator[None]:
-    """Run torch on one intra-op thread, then restore the setting.
-
-    Scatter-heavy passes over a small graph gain little from threads and slow down a lot when
-    the cores are shared; one thread also makes float reductions the same on every machine.
-    """
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class GraphRouterParams(RouterParams):
@@ -400,7 +384,7 @@ class GraphRouter(BaseRouter):
         cost = np.clip(np.nan_to_num(dataset.cost / self.cost_scale_), 0.0, _COST_CLIP)
         quality = np.clip(np.asarray(dataset.performance, dtype=np.float64), 0.0, 1.0)
         self._build_graph(x, task_of_query, candidate_x, quality, cost)
-        with torch.random.fork_rng(devices=[]), _single_thread():
+        with torch.random.fork_rng(devices=[]), torch_threads(1):
             torch.manual_seed(self.random_state)
             self.net_ = _GraphNet(
                 x.shape[1], candidate_x.shape[1], self.hidden_dim, self.n_layers, self.dropout
@@ -502,7 +486,7 @@ class GraphRouter(BaseRouter):
             head_cost=torch.from_numpy(cost.ravel().astype(np.float32)),
         )
         self.net_.eval()
-        with torch.inference_mode(), _single_thread():
+        with torch.inference_mode(), torch_threads(1):
             logits = self.net_.attached(self._training_context(), rel)
         return torch.sigmoid(logits).double().numpy().reshape(len(x), m)
 

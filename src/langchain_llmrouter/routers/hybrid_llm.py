@@ -66,6 +66,7 @@ import numpy as np
 from pydantic import Field
 
 from langchain_llmrouter.errors import ConfigError
+from langchain_llmrouter.routers._torch import torch_threads
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
 
 if TYPE_CHECKING:
@@ -334,39 +335,32 @@ class HybridLLMRouter(BaseRouter):
         counts = known.sum(axis=0)
         prior = np.where(counts > 0, np.nansum(y, axis=0) / np.maximum(counts, 1), 0.0)
         prior = np.clip(prior, 1e-3, 1 - 1e-3)
-        # One thread: the net is tiny, and on a busy 2-core machine torch's thread pool
-        # made a fit 15x slower than a single thread did.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(self.random_state)
-                sizes = [x.shape[1], *self.hidden_sizes]
-                modules: list[nn.Module] = []
-                for a, b in itertools.pairwise(sizes):
-                    modules += [nn.Linear(a, b), nn.ReLU()]
-                last = nn.Linear(sizes[-1], y.shape[1])
-                with torch.no_grad():
-                    last.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))).float())
-                net = nn.Sequential(*modules, last)
-                xt, mt = torch.from_numpy(x), torch.from_numpy(known).float()
-                yt = torch.from_numpy(np.nan_to_num(y)).float()
-                optim = torch.optim.AdamW(
-                    net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
-                )
-                loss_fn = nn.BCEWithLogitsLoss(reduction="none")
-                gen = torch.Generator().manual_seed(self.random_state)
-                for _ in range(self.epochs):
-                    order = torch.randperm(len(x), generator=gen)
-                    for start in range(0, len(x), self.batch_size):
-                        idx = order[start : start + self.batch_size]
-                        w = mt[idx]
-                        loss = (loss_fn(net(xt[idx]), yt[idx]) * w).sum() / w.sum().clamp(min=1)
-                        optim.zero_grad()
-                        loss.backward()
-                        optim.step()
-        finally:
-            torch.set_num_threads(threads)
+        with torch_threads(1), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.random_state)
+            sizes = [x.shape[1], *self.hidden_sizes]
+            modules: list[nn.Module] = []
+            for a, b in itertools.pairwise(sizes):
+                modules += [nn.Linear(a, b), nn.ReLU()]
+            last = nn.Linear(sizes[-1], y.shape[1])
+            with torch.no_grad():
+                last.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))).float())
+            net = nn.Sequential(*modules, last)
+            xt, mt = torch.from_numpy(x), torch.from_numpy(known).float()
+            yt = torch.from_numpy(np.nan_to_num(y)).float()
+            optim = torch.optim.AdamW(
+                net.parameters(), lr=self.learning_rate, weight_decay=self.weight_decay
+            )
+            loss_fn = nn.BCEWithLogitsLoss(reduction="none")
+            gen = torch.Generator().manual_seed(self.random_state)
+            for _ in range(self.epochs):
+                order = torch.randperm(len(x), generator=gen)
+                for start in range(0, len(x), self.batch_size):
+                    idx = order[start : start + self.batch_size]
+                    w = mt[idx]
+                    loss = (loss_fn(net(xt[idx]), yt[idx]) * w).sum() / w.sum().clamp(min=1)
+                    optim.zero_grad()
+                    loss.backward()
+                    optim.step()
         return [
             (m.weight.detach().numpy().copy(), m.bias.detach().numpy().copy())
             for m in net

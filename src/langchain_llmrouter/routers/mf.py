@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from pydantic import Field
 
+from langchain_llmrouter.routers._torch import torch_threads
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
 
 if TYPE_CHECKING:
@@ -188,16 +189,9 @@ class MFRouter(BaseRouter):
 
     def _fit(self, dataset: RoutingDataset | None, query_embeddings: np.ndarray | None) -> None:
         assert dataset is not None and query_embeddings is not None
-        import torch
 
-        # The model is tiny: one thread avoids thread start-up and contention costs that
-        # dominate its small matrix products (restored afterwards).
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             self._train(dataset, np.asarray(query_embeddings, dtype=np.float64))
-        finally:
-            torch.set_num_threads(threads)
 
     def _train(self, dataset: RoutingDataset, x: np.ndarray) -> None:
         """Adam with early stopping on a validation split of the queries."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from langchain_llmrouter._optional import import_optional
+from langchain_llmrouter.routers._torch import torch_threads
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
 from langchain_llmrouter.routers.features import QueryFeaturizer
 
@@ -113,24 +113,19 @@ class MLPRouter(BaseRouter):
         self.mean_ = x.mean(axis=0)
         self.scale_ = np.maximum(x.std(axis=0), 1e-6).astype(np.float32)
         x = (x - self.mean_) / self.scale_
-        torch = import_optional("torch", extra="torch", feature="mlprouter")
-        threads = torch.get_num_threads()
-        # One thread: this network is tiny, and extra threads only contend on a busy CPU.
-        torch.set_num_threads(1)
-        try:
+        with torch_threads(1):
             self.members_ = [
                 self._train_member(x, y, self.random_state + 1000 * i)
                 for i in range(self.n_ensemble)
             ]
-        finally:
-            torch.set_num_threads(threads)
         self.epochs_ = [int(m["_epochs"]) for m in self.members_]
         for member in self.members_:
             member.pop("_epochs")
 
     def _train_member(self, x: np.ndarray, y: np.ndarray, seed: int) -> dict[str, np.ndarray]:
         """Train one network; return its weights as numpy arrays (plus ``_epochs``)."""
-        torch = import_optional("torch", extra="torch", feature="mlprouter")
+        import torch
+
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
         order = rng.permutation(len(x))

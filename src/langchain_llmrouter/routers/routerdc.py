@@ -47,8 +47,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -59,6 +58,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from langchain_llmrouter.errors import RouterLoadError
+from langchain_llmrouter.routers._torch import torch_threads
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
 
 if TYPE_CHECKING:
@@ -211,24 +211,6 @@ def cluster_queries(x: np.ndarray, n_clusters: int, random_state: int) -> np.nda
         return np.zeros(len(x), dtype=np.int64)
     model = KMeans(n_clusters=k, n_init=3, random_state=random_state)
     return model.fit_predict(np.asarray(x, dtype=np.float64)).astype(np.int64)
-
-
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """Run torch with ``n`` intra-op threads, then restore the previous setting.
-
-    The head is tiny: on a busy 2-core machine, one thread trains it ~8x faster than
-    two spinning ones.
-    """
-    previous = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
-# --- networks -------------------------------------------------------------------------------
 
 
 def _minilm_path() -> Path:
@@ -397,7 +379,7 @@ class RouterDC(BaseRouter):
         )
 
         threads = torch.get_num_threads() if self.encoder == "finetune" else 1
-        with torch.random.fork_rng(devices=[]), _torch_threads(threads):
+        with torch.random.fork_rng(devices=[]), torch_threads(threads):
             torch.manual_seed(self.random_state)
             self._build(x.shape[1], len(dataset.candidates))
             inputs: tuple[torch.Tensor, ...]
@@ -622,7 +604,7 @@ class RouterDC(BaseRouter):
                 raise ValueError(
                     f"query embeddings have shape {x.shape} but the router was trained on dimension {self.in_dim_}"
                 )
-            with _torch_threads(1):
+            with torch_threads(1):
                 logits = self._logits((torch.from_numpy(x),))
         return self._calibrate(logits)
 

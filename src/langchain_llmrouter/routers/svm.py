@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from langchain_llmrouter._optional import import_optional
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
 from langchain_llmrouter.routers.features import QueryFeaturizer
 
@@ -139,9 +138,10 @@ class SVMRouter(BaseRouter):
 
     def _calibrated(self, x_or_gram: np.ndarray, labels: np.ndarray) -> Any:
         """Fit one candidate's SVM and its calibration on out-of-fold decision values."""
-        sk_svm = import_optional("sklearn.svm", extra="sklearn", feature="svmrouter")
-        sk_cal = import_optional("sklearn.calibration", extra="sklearn", feature="svmrouter")
-        sk_ms = import_optional("sklearn.model_selection", extra="sklearn", feature="svmrouter")
+        from sklearn import calibration as sk_cal
+        from sklearn import model_selection as sk_ms
+        from sklearn import svm as sk_svm
+
         base: Any
         if self.kernel == "rbf":
             base = sk_svm.SVC(C=self.C, kernel="precomputed", cache_size=500)
