@@ -280,6 +280,10 @@ class BaseRouter(Runnable[RouterInput, RoutingDecision], ABC):
     def estimate_costs(self, queries: Sequence[str]) -> np.ndarray:
         """Estimated dollars per call, shape (n, n_candidates), from prompt length and prices."""
         self._check_fitted()
+        return self._estimate_costs(queries)
+
+    def _estimate_costs(self, queries: Sequence[str]) -> np.ndarray:
+        """`estimate_costs` without the fitted check (for use inside `_fit`)."""
         tokens_in = np.array([max(1, math.ceil(len(q) / 4)) for q in queries], dtype=np.float64)
         return (
             np.outer(tokens_in, self.input_price_) + self.output_tokens_ * self.output_price_

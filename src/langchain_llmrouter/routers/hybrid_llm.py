@@ -59,7 +59,6 @@ MiniLM embeddings, and scores the shared cost policy understands.
 from __future__ import annotations
 
 import itertools
-import math
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import numpy as np
@@ -369,13 +368,6 @@ class HybridLLMRouter(BaseRouter):
 
     # --- prediction --------------------------------------------------------------------------
 
-    def _query_costs(self, queries: list[str]) -> np.ndarray:
-        """Dollars per call per candidate (the same estimate `estimate_costs` makes)."""
-        tokens_in = np.array([max(1, math.ceil(len(q) / 4)) for q in queries], dtype=np.float64)
-        return (
-            np.outer(tokens_in, self.input_price_) + self.output_tokens_ * self.output_price_
-        ) / 1e6
-
     def _proba(self, query_embeddings: np.ndarray) -> np.ndarray:
         x = np.asarray(query_embeddings, dtype=np.float64)
         m = len(self.candidates_)
@@ -431,7 +423,7 @@ class HybridLLMRouter(BaseRouter):
         if query_embeddings is None:
             query_embeddings = self.embed_queries(queries)
         proba = self._proba(query_embeddings)
-        cost = self._query_costs(list(queries))
+        cost = self._estimate_costs(list(queries))
         cheaper = cost < cost[:, [self.reference_]]
         z = np.sort(np.where(cheaper, proba, -np.inf).max(axis=1))
         k = round(share * len(z))
@@ -445,7 +437,7 @@ class HybridLLMRouter(BaseRouter):
         assert query_embeddings is not None
         return hybrid_quality(
             self._proba(query_embeddings),
-            self._query_costs(queries),
+            self._estimate_costs(queries),
             self.effective_threshold,
             self.reference_,
             self.reference_quality_,
