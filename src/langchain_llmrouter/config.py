@@ -147,6 +147,8 @@ class RouterConfig(_FileConfig):
     """Sampling temperature for candidate answers (inference)."""
     max_concurrency: int = Field(default=8, ge=1)
     """Parallel candidate calls for batch inference."""
+    base_model: str | None = None
+    """Multi-round routers' decomposer/aggregator: a candidate name (LLMRouter's key)."""
     metric: Any = None
     device: Any = None
     api_key: Any = None

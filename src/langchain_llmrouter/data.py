@@ -11,6 +11,11 @@
 Cost of a (query, model) pair = (input tokens × input price + output tokens ×
 output price) / 1e6 dollars, from the data's token counts where present, else
 ``ceil(len(query)/4)`` input and 200 output tokens (``BENCHMARK.md``).
+
+Self-verification results (AutoMix) are optional: a JSONL row's ``verification_score``
+(LLMRouter AutoMix's ``p_ver_slm`` is accepted in its place), or a wide CSV's
+``verification_score:<model>`` columns, give the model's confidence in [0, 1] that its own
+answer to the query is correct; they fill `RoutingDataset.verification`.
 """
 
 from __future__ import annotations
@@ -41,6 +46,10 @@ logger = logging.getLogger(__name__)
 
 DataFormat = Literal["auto", "jsonl", "routerdc", "csv"]
 _PROMPT_COLUMNS = ("prompt", "query", "question")
+VERIFICATION_FIELD = "verification_score"
+"""Row field (JSONL) / column prefix (CSV, ``verification_score:<model>``) of a model's
+self-verification confidence in its answer."""
+_VERIFICATION_ALIASES = (VERIFICATION_FIELD, "p_ver_slm")
 
 
 @dataclass
@@ -55,6 +64,7 @@ class _Row:
     input_tokens: float | None = None
     output_tokens: float | None = None
     cost: float | None = None
+    verification: float | None = None
 
 
 @dataclass
@@ -70,6 +80,9 @@ class RoutingDataset:
         ground_truths: Ground truth of each query where known.
         source: The file read, for messages.
         missing_candidates: Pool candidates that have no data in this file.
+        candidate_specs: Prices and sizes of the columns' candidates (from the pool).
+        verification: (n_queries, n_candidates) self-verification confidence in [0, 1]
+            (NaN where missing), or None when the data has none (see AutoMix).
     """
 
     queries: list[str]
@@ -81,10 +94,13 @@ class RoutingDataset:
     source: str | None = None
     missing_candidates: list[str] = field(default_factory=list)
     candidate_specs: dict[str, LLMCandidate] = field(default_factory=dict)
+    verification: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n, m = len(self.queries), len(self.candidates)
-        for name in ("performance", "cost"):
+        for name in ("performance", "cost", "verification"):
+            if getattr(self, name) is None:
+                continue
             arr = np.asarray(getattr(self, name), dtype=np.float64)
             if arr.shape != (n, m):
                 raise ValueError(f"{name} has shape {arr.shape}, expected ({n}, {m})")
@@ -184,10 +200,15 @@ class RoutingDataset:
         perf_sum = np.zeros((n, m))
         perf_count = np.zeros((n, m))
         cost = np.full((n, m), np.nan)
+        ver_sum = np.zeros((n, m))
+        ver_count = np.zeros((n, m))
         for r in rows:
             i, j = query_index[(r.query, r.task)], col[r.model]
             perf_sum[i, j] += r.performance
             perf_count[i, j] += 1
+            if r.verification is not None:
+                ver_sum[i, j] += r.verification
+                ver_count[i, j] += 1
             if pool is not None:
                 cost[i, j] = _row_cost(r, pool, output_tokens)
             elif r.cost is not None:
@@ -195,6 +216,7 @@ class RoutingDataset:
         with np.errstate(invalid="ignore"):
             # Duplicate (query, model) rows are averaged.
             performance = np.where(perf_count > 0, perf_sum / np.maximum(perf_count, 1), np.nan)
+            verification = np.where(ver_count > 0, ver_sum / np.maximum(ver_count, 1), np.nan)
         return cls(
             queries=queries,
             candidates=models,
@@ -205,6 +227,7 @@ class RoutingDataset:
             source=str(path),
             missing_candidates=missing,
             candidate_specs={m: pool[m] for m in models} if pool is not None else {},
+            verification=verification if ver_count.any() else None,
         )
 
     # --- views ----------------------------------------------------------------------------
@@ -227,6 +250,7 @@ class RoutingDataset:
             source=self.source,
             missing_candidates=list(self.missing_candidates),
             candidate_specs=dict(self.candidate_specs),
+            verification=None if self.verification is None else self.verification[idx],
         )
 
     def head(self, n: int) -> RoutingDataset:
@@ -257,6 +281,7 @@ class RoutingDataset:
             candidate_specs={
                 n: self.candidate_specs[n] for n in names if n in self.candidate_specs
             },
+            verification=None if self.verification is None else self.verification[:, cols],
         )
 
     def novel_mask(self, other: RoutingDataset) -> np.ndarray:
@@ -402,9 +427,28 @@ def _read_jsonl(path: Path) -> list[_Row]:
                     cost=_number(
                         rec.get("cost"), path=path, line=number, field="cost", required=False
                     ),
+                    verification=_verification(rec, path=path, line=number),
                 )
             )
     return rows
+
+
+def _confidence(value: Any, *, path: Path, line: int | None, field: str) -> float | None:
+    """A verification confidence: a number in [0, 1], or None when missing."""
+    number = _number(value, path=path, line=line, field=field, required=False)
+    if number is not None and not 0.0 <= number <= 1.0:
+        raise DataFormatError(
+            f"expected a confidence in [0, 1], got {value!r}", path=path, line=line, field=field
+        )
+    return number
+
+
+def _verification(rec: dict[str, Any], *, path: Path, line: int) -> float | None:
+    """The row's self-verification confidence (``verification_score``, else ``p_ver_slm``)."""
+    for key in _VERIFICATION_ALIASES:
+        if rec.get(key) is not None:
+            return _confidence(rec[key], path=path, line=line, field=key)
+    return None
 
 
 def _read_routerdc(path: Path) -> list[_Row]:
@@ -511,10 +555,20 @@ def _read_csv(path: Path) -> list[_Row]:
                 f"no prompt column; expected one of {', '.join(_PROMPT_COLUMNS)}", path=path, line=1
             )
         task_col = next((c for c in header if c.lower() in ("task", "task_name")), None)
-        skip = {prompt_col, task_col, "", None} | {
+        prefix = f"{VERIFICATION_FIELD}:"
+        verification_cols = {c[len(prefix) :]: c for c in header if c.startswith(prefix)}
+        skip = {prompt_col, task_col, "", None, *verification_cols.values()} | {
             c for c in header if c.lower() in ("id", "ground_truth", "cluster_id")
         }
         models = [c for c in header if c not in skip]
+        stray = sorted(set(verification_cols) - set(models))
+        if stray:
+            raise DataFormatError(
+                f"verification column for {stray[0]!r}, which has no score column",
+                path=path,
+                line=1,
+                field=verification_cols[stray[0]],
+            )
         if not models:
             raise DataFormatError(
                 "no score columns (one per model) next to the prompt column", path=path, line=1
@@ -529,7 +583,19 @@ def _read_csv(path: Path) -> list[_Row]:
             for model in models:
                 value = _number(rec.get(model), path=path, line=number, field=model, required=False)
                 if value is not None:
+                    ver_col = verification_cols.get(model)
+                    verification = (
+                        _confidence(rec.get(ver_col), path=path, line=number, field=ver_col)
+                        if ver_col
+                        else None
+                    )
                     rows.append(
-                        _Row(query=query, model=model, performance=value, task=task or None)
+                        _Row(
+                            query=query,
+                            model=model,
+                            performance=value,
+                            task=task or None,
+                            verification=verification,
+                        )
                     )
     return rows

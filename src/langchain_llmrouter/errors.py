@@ -108,3 +108,19 @@ class NotFittedError(LLMRouterError, RuntimeError):
 
 class RouterLoadError(LLMRouterError, ValueError):
     """A saved router directory is missing files or is inconsistent."""
+
+
+class GraphRouterError(LLMRouterError, TypeError):
+    """A multi-round (graph) router was asked for a single routing decision.
+
+    Routers such as ``router_r1``, ``llmmultiroundrouter`` and ``automix`` decide while they
+    call LLMs, so they run as LangGraph graphs: use ``router.as_graph(candidates)`` or
+    `RouterGraphChatModel`, not `RouterChatModel` or ``router.invoke``.
+    """
+
+    def __init__(self, name: str) -> None:
+        super().__init__(
+            f"{name} is a multi-round router: it decides while calling LLMs, so it cannot return "
+            f"a single routing decision. Run it as a graph: router.as_graph(candidates), or "
+            f"RouterGraphChatModel(graph=router.as_graph(candidates)) as a chat model."
+        )

@@ -49,16 +49,20 @@ CHEAPEST = "gemma-2-9b-it"  # $0.10 / $0.10, the cheapest of all candidates
 SMALLEST = "qwen2.5-7b-instruct"  # 7B; ties on size and price go to the first in the pool
 LARGEST_OF_ALL = "mixtral-8x22b-instruct-v0.1"  # 141B, the largest of the 14 candidates
 BUILTIN = [
+    "automix",
     "causallm_router",
     "elorouter",
     "graphrouter",
     "hybrid_llm",
+    "knnmultiroundrouter",
     "knnrouter",
     "largest_llm",
+    "llmmultiroundrouter",
     "mfrouter",
     "mlprouter",
     "oracle",
     "randomrouter",
+    "router_r1",
     "routerdc",
     "smallest_llm",
     "svmrouter",
@@ -1168,3 +1172,97 @@ def test_python_m_train_and_exit_status(slices: Slices, tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: unknown router 'no_such_router'; valid routers: ")
     assert "Traceback" not in proc.stderr
+
+
+# --- multi-round routers: infer runs their graph -----------------------------------------------
+
+PLANNER = "qwen2.5-7b-instruct"
+
+
+def planned_reply(model_id: str) -> Any:
+    """The planner's scripted replies: two routed sub-questions, then an aggregated answer."""
+
+    def reply(messages: list[dict]) -> str:
+        prompt = str(messages[-1].get("content") or "")
+        if "=> <model name>" in prompt:
+            return f"First part? => {CHEAPEST}\nSecond part? => mistral-7b-instruct-v0.3"
+        if "Sub-questions and their answers" in prompt:
+            return "<answer>combined</answer>"
+        return f"[{model_id}] You said: {prompt}"
+
+    return reply
+
+
+def llm_multiround_config(slices: Slices, path: Path, endpoint: str) -> Path:
+    return write_yaml(
+        path,
+        {
+            "router": "llmmultiroundrouter",
+            "data_path": {"llm_data": str(slices.llm)},
+            "api_endpoint": endpoint,
+            "base_model": PLANNER,  # LLMRouter's key for the decomposer/aggregator
+        },
+    )
+
+
+def test_infer_runs_a_multi_round_router_graph(
+    slices: Slices, served: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_llmrouter.testing import ModelBehavior
+
+    monkeypatch.delenv("API_KEYS", raising=False)
+    planner_id = slices.pool[PLANNER].model
+    served.set_behavior(planner_id, ModelBehavior(reply=planned_reply(planner_id)))
+    config = llm_multiround_config(slices, tmp_path / "llm_mr.yaml", served.base_url)
+    result = cli("infer", "--router", "llmmultiroundrouter", "--config", config, "--query", "Q?")
+    assert result.code == 0, result
+    record = json.loads(result.out)
+    assert record["response"] == "combined"
+    assert record["stop_reason"] == "answer"
+    assert record["models"] == sorted([CHEAPEST, "mistral-7b-instruct-v0.3"])
+    roles = [c["role"] for c in record["calls"]]
+    assert roles.count("candidate") == 2 and len(roles) == 4
+    assert record["actual_cost"] == pytest.approx(sum(c["cost"] for c in record["calls"]))
+    assert record["actual_cost"] > 0
+    usage = record["usage"]
+    assert usage["input_tokens"] == sum(c["input_tokens"] for c in record["calls"])
+    served_models = sorted(c.model for c in served.calls)
+    expected = [planner_id, planner_id, slices.pool[CHEAPEST].model]
+    expected.append(slices.pool["mistral-7b-instruct-v0.3"].model)
+    assert served_models == sorted(expected)
+
+
+def test_multi_round_routers_refuse_route_only_and_eval(
+    slices: Slices, served: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    config = llm_multiround_config(slices, tmp_path / "llm_mr.yaml", served.base_url)
+    route_only = cli(
+        "infer",
+        "--router",
+        "llmmultiroundrouter",
+        "--config",
+        config,
+        "--query",
+        "Q",
+        "--route-only",
+    )
+    assert_user_error(route_only, "multi-round router", "--route-only")
+    evaluated = cli(
+        "eval", "--router", "llmmultiroundrouter", "--config", config, "--data", slices.test_json
+    )
+    assert_user_error(evaluated, "multi-round router", "llmrouter infer")
+    assert served.calls == []
+
+
+def test_train_knn_multiround_router_trains_its_knn_part(slices: Slices, tmp_path: Path) -> None:
+    save = tmp_path / "models" / "knnmr"
+    config = knn_config(
+        slices, tmp_path / "knnmr.yaml", save, api_endpoint=None, router="knnmultiroundrouter"
+    )
+    result = cli("train", "--router", "knnmultiroundrouter", "--config", config)
+    assert result.code == 0, result
+    router = load_router(save)
+    assert router.name == "knnmultiroundrouter" and router.graph_router
+    query = slices.test[0]["question"]
+    knn = load_router(save).route(query).model  # still routes a whole query as a kNN router
+    assert knn in ROUTERDC_CANDIDATES

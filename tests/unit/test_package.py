@@ -18,6 +18,7 @@ EXPECTED_ALL = [
     "CandidatePool",
     "ConfigError",
     "DataFormatError",
+    "GraphRouterError",
     "LLMCandidate",
     "LLMRouterError",
     "MiniLMEmbeddings",
@@ -25,6 +26,7 @@ EXPECTED_ALL = [
     "MissingEndpointError",
     "NotFittedError",
     "RouterChatModel",
+    "RouterGraphChatModel",
     "RouterLoadError",
     "RoutingDataset",
     "RoutingDecision",
@@ -32,6 +34,10 @@ EXPECTED_ALL = [
     "UnknownRouterError",
     "__version__",
     "available_routers",
+    "build_automix_graph",
+    "build_knn_multiround_graph",
+    "build_llm_multiround_graph",
+    "build_router_r1_graph",
     "create_router",
     "get_router_class",
     "load_router",
@@ -99,3 +105,13 @@ def test_chat_models_import_langchain_openai_on_first_use() -> None:
         "pool.chat_model('a')"
     )
     assert _modules_after(code) == ["langchain_openai"]
+
+
+def test_graph_builders_stay_light() -> None:
+    code = (
+        "from langchain_llmrouter import RouterGraphChatModel, build_automix_graph, "
+        "build_knn_multiround_graph, build_llm_multiround_graph, build_router_r1_graph\n"
+        "from langchain_llmrouter.graphs import VLLMChatModel\n"
+        "assert 'vllm' not in sys.modules"
+    )
+    assert _modules_after(code) == []

@@ -44,16 +44,20 @@ DATA_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "llm
 BUILTIN = ["knnrouter", "largest_llm", "oracle", "randomrouter", "smallest_llm"]
 """The foundation's routers, tested in this module (the others: tests/unit/routers/)."""
 ALL_BUILTIN = [
+    "automix",
     "causallm_router",
     "elorouter",
     "graphrouter",
     "hybrid_llm",
+    "knnmultiroundrouter",
     "knnrouter",
     "largest_llm",
+    "llmmultiroundrouter",
     "mfrouter",
     "mlprouter",
     "oracle",
     "randomrouter",
+    "router_r1",
     "routerdc",
     "smallest_llm",
     "svmrouter",

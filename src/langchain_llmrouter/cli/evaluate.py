@@ -16,6 +16,7 @@ from langchain_llmrouter.cli.common import (
     routing_data,
     trained_router,
 )
+from langchain_llmrouter.errors import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,6 +41,13 @@ def run(args: argparse.Namespace) -> int:
     name, config = router_config(args)
     pool = candidate_pool(config)
     router = trained_router(name, config, pool, override=args.load_model_path)
+    if router.graph_router:
+        raise ConfigError(
+            f"{name} is a multi-round router: it can only be judged by calling LLMs, not on "
+            "recorded routing data; run it with `llmrouter infer` on queries with answers instead",
+            path=config.source,
+            field="router",
+        )
     test = routing_data(config, "routing_data_test", pool, override=args.data)
     test = test.select_candidates([c for c in router.candidates_ if c in test.candidates])
     if not router.trainable:

@@ -108,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
     if not queries:
         raise DataFormatError("no queries in the input file", path=args.input)
     options = {"cost_weight": args.cost_weight, "budget": args.budget}
+    if router.graph_router:
+        answered = _run_graph(name, router, pool, config, queries, args)
+        _write(answered, args.output, single=args.query is not None)
+        return _exit_status(answered, route_only=False)
     decisions = router.route_batch(queries, **options)
     records: list[dict[str, Any]] = [
         {
@@ -126,12 +130,66 @@ def run(args: argparse.Namespace) -> int:
             pool.chat_model(chosen)
         _answer(records, router, pool, config, options)
     _write(records, args.output, single=args.query is not None)
+    return _exit_status(records, route_only=args.route_only)
+
+
+def _exit_status(records: list[dict[str, Any]], *, route_only: bool) -> int:
     failed = sum(1 for r in records if "error" in r)
     if failed:
         print(
             f"{failed} of {len(records)} queries failed; see their 'error' field", file=sys.stderr
         )
-    return 1 if failed == len(records) and not args.route_only else 0
+    return 1 if failed == len(records) and not route_only else 0
+
+
+def _run_graph(
+    name: str,
+    router: Any,
+    pool: Any,
+    config: Any,
+    queries: list[str],
+    args: argparse.Namespace,
+) -> list[dict[str, Any]]:
+    """Answer with a multi-round router's graph; one record per query with its call trace."""
+    from langchain_llmrouter.graphs.chat_model import RouterGraphChatModel
+
+    if args.route_only:
+        raise ConfigError(
+            f"{name} is a multi-round router: it decides while calling LLMs, so --route-only "
+            "cannot give its routing without answering"
+        )
+    if args.budget is not None:
+        raise ConfigError(
+            f"--budget is a per-call limit of single-round routers; {name} is bounded by "
+            "hparam.max_cost instead"
+        )
+    overrides: dict[str, Any] = {}
+    if config.base_model and "llm" in router.get_params():
+        overrides["llm"] = config.base_model
+    if args.cost_weight is not None and "cost_weight" in router.get_params():
+        overrides["cost_weight"] = args.cost_weight
+    llm = RouterGraphChatModel(graph=router.as_graph(pool, **overrides))
+    inputs: list[Any] = list(queries)
+    messages = llm.batch(
+        inputs, config={"max_concurrency": config.max_concurrency}, return_exceptions=True
+    )
+    records: list[dict[str, Any]] = []
+    for query, message in zip(queries, messages, strict=True):
+        record: dict[str, Any] = {"query": query, "router": name}
+        if isinstance(message, BaseException):
+            record["error"] = f"{type(message).__name__}: {message}"
+        else:
+            routing = message.response_metadata.get("routing", {})
+            record.update(
+                response=message.text,
+                models=routing.get("models", []),
+                stop_reason=routing.get("stop_reason"),
+                actual_cost=routing.get("cost"),
+                calls=routing.get("calls", []),
+                usage=dict(message.usage_metadata or {}),
+            )
+        records.append(record)
+    return records
 
 
 def _answer(

@@ -177,6 +177,12 @@ def run_benchmark(
     x_train = x_test = None
     specs = {label: _router_spec(label, params) for label, params in routers.items()}
     classes = {label: get_router_class(name) for label, (name, _) in specs.items()}
+    multi_round = sorted(label for label, cls in classes.items() if cls.graph_router)
+    if multi_round:
+        raise ValueError(
+            f"multi-round routers cannot be benchmarked on recorded routing data (they decide "
+            f"while calling LLMs): {', '.join(multi_round)}"
+        )
     if any(cls.uses_embeddings for cls in classes.values()):
         from langchain_llmrouter.embeddings import embed_texts
 

@@ -120,6 +120,9 @@ class BaseRouter(Runnable[RouterInput, RoutingDecision], ABC):
     """Whether `_predict_quality` needs query embeddings."""
     cost_aware: ClassVar[bool] = True
     """Whether the shared cost policy applies (fixed baselines ignore it)."""
+    graph_router: ClassVar[bool] = False
+    """Whether the router answers by running a LangGraph graph (`as_graph`) instead of
+    returning one routing decision (multi-round routers: Router-R1, AutoMix, ...)."""
 
     def __init__(
         self,
@@ -260,6 +263,25 @@ class BaseRouter(Runnable[RouterInput, RoutingDecision], ABC):
         self, queries: list[str], query_embeddings: np.ndarray | None
     ) -> np.ndarray:
         """Expected quality, shape (len(queries), n_candidates)."""
+
+    def as_graph(
+        self,
+        candidates: CandidatePool,
+        *,
+        checkpointer: Any = None,
+        store: Any = None,
+        name: str | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """The compiled LangGraph graph that runs this router (multi-round routers only).
+
+        Single-round routers are used through `RouterChatModel` (or as a node via
+        ``router.invoke``) instead, so here this raises TypeError.
+        """
+        raise TypeError(
+            f"{self.name} is a single-round router: use it through RouterChatModel, "
+            "or call router.invoke(query) inside a graph node"
+        )
 
     def embed_queries(self, queries: Sequence[str]) -> np.ndarray:
         """Embed queries with this router's embedder (no disk cache: queries are live traffic)."""

@@ -48,6 +48,11 @@ _BUILTIN: dict[str, str] = {
     "hybrid_llm": "langchain_llmrouter.routers.hybrid_llm:HybridLLMRouter",
     "graphrouter": "langchain_llmrouter.routers.graphrouter:GraphRouter",
     "causallm_router": "langchain_llmrouter.routers.causallm:CausalLMRouter",
+    # Multi-round routers: they run as LangGraph graphs (`as_graph`).
+    "automix": "langchain_llmrouter.routers.automix:AutoMixRouter",
+    "router_r1": "langchain_llmrouter.routers.router_r1:RouterR1Router",
+    "knnmultiroundrouter": "langchain_llmrouter.routers.multiround:KNNMultiRoundRouter",
+    "llmmultiroundrouter": "langchain_llmrouter.routers.multiround:LLMMultiRoundRouter",
 }
 _PLUGINS: dict[str, type[BaseRouter]] = {}
 _PLUGIN_SOURCES: dict[str, str] = {}
