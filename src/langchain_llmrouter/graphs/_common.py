@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import wraps
 from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.language_models import BaseChatModel
@@ -231,6 +232,16 @@ async def acall_llm(
         return None, _record(ref, role, messages, None, time.perf_counter() - start, exc)
     assert isinstance(reply, AIMessage)
     return reply, _record(ref, role, messages, reply, time.perf_counter() - start, None)
+
+
+def async_twin(func: Callable[..., dict[str, Any]]) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """The async twin of a node that does no I/O (it runs the sync function as it is)."""
+
+    @wraps(func)
+    async def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return func(*args, **kwargs)
+
+    return run
 
 
 def node(name: str, func: Any, afunc: Any) -> RunnableLambda:

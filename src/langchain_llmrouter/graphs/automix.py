@@ -49,6 +49,7 @@ from langchain_llmrouter.graphs._common import (
     ModelRef,
     RouterGraphState,
     acall_llm,
+    async_twin,
     call_llm,
     candidate_ref,
     node,
@@ -371,13 +372,6 @@ def decide(
     return {"stages": [StageRecord(stage=stage, escalated=True)], "stage": stage + 1}
 
 
-async def adecide(
-    state: AutoMixState, config: RunnableConfig, *, settings: AutoMixSettings
-) -> dict[str, Any]:
-    """Async twin of `decide` (no I/O)."""
-    return decide(state, config, settings=settings)
-
-
 def finish(state: AutoMixState, config: RunnableConfig) -> dict[str, Any]:
     """Accept the latest successful answer (the current stage's, unless it failed)."""
     answered = [r for r in state.get("stages") or [] if "answer" in r and not r.get("error")]
@@ -388,9 +382,7 @@ def finish(state: AutoMixState, config: RunnableConfig) -> dict[str, Any]:
     return {"answer": final["answer"], "model": final["model"], "stop_reason": reason}
 
 
-async def afinish(state: AutoMixState, config: RunnableConfig) -> dict[str, Any]:
-    """Async twin of `finish`."""
-    return finish(state, config)
+adecide, afinish = async_twin(decide), async_twin(finish)
 
 
 def route_after_answer(state: AutoMixState) -> Literal["verify", "decide", "finish"]:

@@ -32,9 +32,9 @@ without repeating a paid call, invoke it with ``durability="sync"`` (LangGraph's
 from __future__ import annotations
 
 import string
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial, wraps
+from functools import partial
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
@@ -51,6 +51,7 @@ from langchain_llmrouter.graphs._common import (
     ModelRef,
     RouterGraphState,
     acall_llm,
+    async_twin,
     call_llm,
     candidate_ref,
     model_ref,
@@ -304,17 +305,7 @@ def finish(
     return {"answer": turn["text"] if answered and turn else "", "stop_reason": reason}
 
 
-def _async_twin(func: Callable[..., dict[str, Any]]) -> Callable[..., Awaitable[dict[str, Any]]]:
-    """The async twin of a node that does no I/O (``parse``, ``correct``, ``finish``)."""
-
-    @wraps(func)
-    async def run(*args: Any, **kwargs: Any) -> dict[str, Any]:
-        return func(*args, **kwargs)
-
-    return run
-
-
-aparse, acorrect, afinish = _async_twin(parse), _async_twin(correct), _async_twin(finish)
+aparse, acorrect, afinish = async_twin(parse), async_twin(correct), async_twin(finish)
 
 
 # --- conditions ---------------------------------------------------------------------------
