@@ -1251,6 +1251,18 @@ def test_multi_round_routers_refuse_route_only_and_eval(
         "eval", "--router", "llmmultiroundrouter", "--config", config, "--data", slices.test_json
     )
     assert_user_error(evaluated, "multi-round router", "llmrouter infer")
+    weighted = cli(
+        "infer",
+        "--router",
+        "llmmultiroundrouter",
+        "--config",
+        config,
+        "--query",
+        "Q",
+        "--cost-weight",
+        "0.5",
+    )
+    assert_user_error(weighted, "--cost-weight does not apply to llmmultiroundrouter")
     assert served.calls == []
 
 

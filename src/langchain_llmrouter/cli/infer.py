@@ -166,7 +166,16 @@ def _run_graph(
     overrides: dict[str, Any] = {}
     if config.base_model and "llm" in router.get_params():
         overrides["llm"] = config.base_model
-    if args.cost_weight is not None and "cost_weight" in router.get_params():
+    if args.cost_weight is not None:
+        from langchain_llmrouter.routers.knn import KNNRouter
+
+        # Only the kNN multi-round graph routes with a cost policy (its sub-questions);
+        # automix's cost_weight is a training objective, the others have none.
+        if not isinstance(router, KNNRouter):
+            raise ConfigError(
+                f"--cost-weight does not apply to {name}: its graph has no per-query cost "
+                "policy (bound its spending with hparam.max_cost)"
+            )
         overrides["cost_weight"] = args.cost_weight
     llm = RouterGraphChatModel(graph=router.as_graph(pool, **overrides))
     inputs: list[Any] = list(queries)
