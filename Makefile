@@ -34,8 +34,8 @@ bench-overhead: $(VENV)/.dev
 	$(BIN)/python benchmarks/overhead.py
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src tests benchmarks examples custom_routers
-	$(BIN)/ruff format --check src tests benchmarks examples custom_routers
+	$(BIN)/ruff check src data_pipeline tests benchmarks examples custom_routers
+	$(BIN)/ruff format --check src data_pipeline tests benchmarks examples custom_routers
 	$(BIN)/mypy
 
 clean:

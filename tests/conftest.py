@@ -18,6 +18,11 @@ import pytest
 from langchain_llmrouter import APIKeys, BaseRouter, CandidatePool, RoutingDataset, create_router
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior
 
+# No hub here: `datasets`/`huggingface_hub` would retry a missing dataset for ~25 s. Set before
+# either is imported (they read these at import time); subprocesses inherit them.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "llmrouter_example"
 """The LLMRouter example data, next to (not inside) the repository."""
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,7 +36,7 @@ _IGNORED_MODEL_PATHS = {
 }
 
 
-_SECTIONS = ("data_path", "model_path", "hparam", "embedding", "routers")
+_SECTIONS = ("data_path", "model_path", "hparam", "embedding", "routers", "queries", "calls")
 """Config keys whose values are mappings."""
 
 
@@ -124,6 +124,11 @@ class _FileConfig(_Strict):
             )
         path = self.resolve(self.embedding.model, what="embedding.model")
         return MiniLMEmbeddings(model_path=str(path), batch_size=self.embedding.batch_size)
+
+
+FileConfig = _FileConfig
+"""Public name of the base class, for companion configs (``data_pipeline``)."""
+FileConfigT = TypeVar("FileConfigT", bound=_FileConfig)
 
 
 class RouterConfig(_FileConfig):
@@ -255,8 +260,20 @@ def load_config(path: str | Path) -> RouterConfig:
 
 def load_bench_config(path: str | Path) -> BenchConfig:
     """Load and validate a benchmark config."""
+    return load_yaml_config(BenchConfig, path)
+
+
+def load_yaml_config(model: type[FileConfigT], path: str | Path) -> FileConfigT:
+    """Load a YAML file into any config model built on this module's base class.
+
+    Used by companions such as ``data_pipeline`` so their configs report errors the same
+    way (file, line, key).
+
+    Raises:
+        ConfigError: naming the file, line and key of the problem.
+    """
     path = Path(path)
     data, node = _load_yaml(path)
-    config: BenchConfig = _validate(BenchConfig, data, path, node)
+    config: FileConfigT = _validate(model, data, path, node)
     config.source = path
     return config

@@ -38,6 +38,7 @@ from langchain_llmrouter.candidates import (
     estimate_input_tokens,
 )
 from langchain_llmrouter.errors import CandidateMismatchError, DataFormatError
+from langchain_llmrouter.jsonl import iter_jsonl
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -380,56 +381,43 @@ def _text(value: Any, *, path: Path, line: int | None, field: str) -> str:
 
 def _read_jsonl(path: Path) -> list[_Row]:
     rows = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(
-                    f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=number
-                ) from None
-            if not isinstance(rec, dict):
-                raise DataFormatError("expected a JSON object per line", path=path, line=number)
-            input_tokens = _number(
-                rec.get("input_tokens"),
-                path=path,
-                line=number,
-                field="input_tokens",
-                required=False,
+    for number, rec in iter_jsonl(path):
+        input_tokens = _number(
+            rec.get("input_tokens"),
+            path=path,
+            line=number,
+            field="input_tokens",
+            required=False,
+        )
+        output_tokens = _number(
+            rec.get("output_tokens"),
+            path=path,
+            line=number,
+            field="output_tokens",
+            required=False,
+        )
+        total = _number(
+            rec.get("token_num"), path=path, line=number, field="token_num", required=False
+        )
+        if input_tokens is None and output_tokens is None and total is not None:
+            # Only a total: split it as estimated prompt tokens + the rest.
+            input_tokens = float(min(total, estimate_input_tokens(str(rec.get("query", "")))))
+            output_tokens = total - input_tokens
+        rows.append(
+            _Row(
+                query=_text(rec.get("query"), path=path, line=number, field="query"),
+                model=_text(rec.get("model_name"), path=path, line=number, field="model_name"),
+                performance=_number(
+                    rec.get("performance"), path=path, line=number, field="performance"
+                ),  # type: ignore[arg-type]
+                task=rec.get("task_name") or None,
+                ground_truth=rec.get("ground_truth"),
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                cost=_number(rec.get("cost"), path=path, line=number, field="cost", required=False),
+                verification=_verification(rec, path=path, line=number),
             )
-            output_tokens = _number(
-                rec.get("output_tokens"),
-                path=path,
-                line=number,
-                field="output_tokens",
-                required=False,
-            )
-            total = _number(
-                rec.get("token_num"), path=path, line=number, field="token_num", required=False
-            )
-            if input_tokens is None and output_tokens is None and total is not None:
-                # Only a total: split it as estimated prompt tokens + the rest.
-                input_tokens = float(min(total, estimate_input_tokens(str(rec.get("query", "")))))
-                output_tokens = total - input_tokens
-            rows.append(
-                _Row(
-                    query=_text(rec.get("query"), path=path, line=number, field="query"),
-                    model=_text(rec.get("model_name"), path=path, line=number, field="model_name"),
-                    performance=_number(
-                        rec.get("performance"), path=path, line=number, field="performance"
-                    ),  # type: ignore[arg-type]
-                    task=rec.get("task_name") or None,
-                    ground_truth=rec.get("ground_truth"),
-                    input_tokens=input_tokens,
-                    output_tokens=output_tokens,
-                    cost=_number(
-                        rec.get("cost"), path=path, line=number, field="cost", required=False
-                    ),
-                    verification=_verification(rec, path=path, line=number),
-                )
-            )
+        )
     return rows
 
 

@@ -1,5 +1,8 @@
-"""Evaluation of routers: quality-cost curves and the benchmark figures of ``BENCHMARK.md``."""
+"""Evaluation: task metrics that score an LLM's answer (exact match, F1, multiple choice,
+GSM8K, MATH, code pass@1 in a sandbox), and router metrics (quality-cost curves and the
+benchmark figures of ``BENCHMARK.md``)."""
 
+from langchain_llmrouter.evaluation.code_sandbox import SandboxResult, run_python_sandboxed
 from langchain_llmrouter.evaluation.router_metrics import (
     COST_WEIGHT_GRID,
     CurvePoint,
@@ -13,17 +16,37 @@ from langchain_llmrouter.evaluation.router_metrics import (
     quality_cost_curve,
     reference_points,
 )
+from langchain_llmrouter.evaluation.task_metrics import (
+    CodeExecutionMetric,
+    Metric,
+    extract_code,
+    get_metric,
+    metric_names,
+    normalize_answer,
+    register_metric,
+    score_response,
+)
 
 __all__ = [
     "COST_WEIGHT_GRID",
+    "CodeExecutionMetric",
     "CurvePoint",
+    "Metric",
     "ReferencePoints",
     "RouterReport",
+    "SandboxResult",
     "apgr_cpt",
     "choose",
     "evaluate_choices",
     "evaluate_router",
+    "extract_code",
     "format_table",
+    "get_metric",
+    "metric_names",
+    "normalize_answer",
     "quality_cost_curve",
     "reference_points",
+    "register_metric",
+    "run_python_sandboxed",
+    "score_response",
 ]

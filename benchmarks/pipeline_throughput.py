@@ -1,0 +1,170 @@
+"""Stage-3 throughput: calls per second of the data pipeline, and its overhead per call over a
+bare ``ChatOpenAI.abatch`` sending the same requests.
+
+The local OpenAI-compatible server runs in a child process (``--delay`` seconds per answer
+stands in for a provider's latency). The queries are the first ``--queries`` non-code rows
+of ``default_query_test.jsonl``, each rendered with its task's prompt. For each concurrency,
+interleaved ``--repeats`` times, it times:
+
+  * ``bare``: ``ChatOpenAI.abatch(prompts, config={"max_concurrency": C})`` on one candidate,
+    with the same client settings the pipeline uses (the baseline);
+  * ``pipeline``: `acall_candidates` on the same queries and candidate, from reading the
+    query file to the last scored row written, into a fresh output folder each time.
+
+It prints median calls per second of each arm, their ratio, and the pipeline's extra wall
+time and client CPU time per call. (Code questions are left out: running a generated program
+takes ~0.1 s of CPU and would measure the sandbox, not the pipeline.)
+
+Usage: python benchmarks/pipeline_throughput.py [--queries 300] [--concurrency 1,8,32]
+       [--delay 0.02] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # `data_pipeline` lives beside the package
+
+from data_pipeline.call_candidates import acall_candidates  # noqa: E402
+from data_pipeline.calling import build_pool  # noqa: E402
+from data_pipeline.config import load_pipeline_config  # noqa: E402
+from data_pipeline.tasks import render_messages  # noqa: E402
+
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "llmrouter_example"
+MODEL = "qwen2.5-7b-instruct"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_server(delay: float) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "langchain_llmrouter.testing.openai_server",
+            "--port",
+            str(port),
+            "--delay",
+            str(delay),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            urllib.request.urlopen(f"{base}/health", timeout=1).read()
+            return proc, f"{base}/v1"
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise RuntimeError("the local server did not start")
+
+
+def _write_config(folder: Path, data: Path, queries: Path, base_url: str, concurrency: int) -> Path:
+    config = {
+        "data_path": {
+            "llm_data": str(data / "default_llm.json"),
+            "query_data_test": str(queries),
+            "query_data_train": str(folder / "none.jsonl"),
+            "routing_data_train": str(folder / "routing_train.jsonl"),
+            "routing_data_test": str(folder / "routing_test.jsonl"),
+            "query_embedding_data": str(folder / "q.safetensors"),
+        },
+        "api_endpoint": base_url,
+        "calls": {"models": [MODEL], "splits": ["test"], "max_concurrency": concurrency},
+    }
+    path = folder / "pipeline.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def _bare(
+    config_path: Path, rows: list[dict[str, Any]], concurrency: int
+) -> tuple[float, float]:
+    config = load_pipeline_config(config_path)
+    chat = build_pool(config).chat_model(MODEL)
+    prompts = [render_messages(r) for r in rows]
+    wall, cpu = time.perf_counter(), time.process_time()
+    await chat.abatch(prompts, config={"max_concurrency": concurrency})
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+async def _pipeline(config_path: Path) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    summary = await acall_candidates(load_pipeline_config(config_path), progress=False)
+    elapsed = time.perf_counter() - wall, time.process_time() - cpu
+    assert summary.complete, summary
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--concurrency", default="1,8,32")
+    parser.add_argument("--delay", type=float, default=0.02, help="server seconds per answer")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    args = parser.parse_args()
+    os.environ.pop("API_KEYS", None)
+
+    rows = [
+        json.loads(x) for x in (args.data / "default_query_test.jsonl").read_text().splitlines()
+    ]
+    rows = [r for r in rows if r["metric"] != "code_eval"][: args.queries]
+    server, base_url = _start_server(args.delay)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            queries = Path(tmp) / "queries.jsonl"
+            queries.write_text("".join(json.dumps(r) + "\n" for r in rows))
+            print(
+                f"{len(rows)} calls per run to one candidate; server delay {args.delay * 1000:.0f} ms; median of {args.repeats} interleaved runs\n"
+            )
+            print(
+                "| concurrency | bare calls/s | pipeline calls/s | pipeline ÷ bare | extra wall ms/call | bare CPU ms/call | pipeline CPU ms/call |"
+            )
+            print("| --- | --- | --- | --- | --- | --- | --- |")
+            for concurrency in (int(c) for c in args.concurrency.split(",")):
+                bare, pipe = [], []
+                for repeat in range(args.repeats):
+                    folder = Path(tmp) / f"c{concurrency}-r{repeat}"
+                    folder.mkdir()
+                    config_path = _write_config(folder, args.data, queries, base_url, concurrency)
+                    bare.append(asyncio.run(_bare(config_path, rows, concurrency)))
+                    pipe.append(asyncio.run(_pipeline(config_path)))
+                n = len(rows)
+                bare_wall = statistics.median(w for w, _ in bare)
+                pipe_wall = statistics.median(w for w, _ in pipe)
+                bare_cpu = statistics.median(c for _, c in bare)
+                pipe_cpu = statistics.median(c for _, c in pipe)
+                print(
+                    f"| {concurrency} | {n / bare_wall:.1f} | {n / pipe_wall:.1f} | {bare_wall / pipe_wall:.2f} | "
+                    f"{(pipe_wall - bare_wall) / n * 1000:.2f} | {bare_cpu / n * 1000:.2f} | {pipe_cpu / n * 1000:.2f} |"
+                )
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,149 @@
+"""How stage 3 calls a candidate: rate limiting per service, retries with back-off for
+transient errors, token usage and cost estimates, and the candidates' chat models."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.rate_limiters import InMemoryRateLimiter
+
+from data_pipeline.config import PipelineConfig
+from langchain_llmrouter.candidates import CandidatePool, LLMCandidate, estimate_input_tokens
+from langchain_llmrouter.errors import UnknownCandidateError
+
+_RETRY_AFTER_CAP_S = 60.0
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error is worth retrying: rate limits, server errors, timeouts, dropped
+    connections. Bad requests, authentication and unknown models are not."""
+    status = _status(exc)
+    if status is not None:
+        return status in (408, 409, 425, 429) or status >= 500
+    if isinstance(exc, TimeoutError | ConnectionError):
+        return True
+    name = type(exc).__name__
+    return "Timeout" in name or "Connection" in name or "RemoteProtocol" in name
+
+
+def _status(exc: BaseException) -> int | None:
+    status = getattr(exc, "status_code", None)
+    if status is None:
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    return status if isinstance(status, int) else None
+
+
+def error_label(exc: BaseException) -> str:
+    """A short name for an error, for counts: ``HTTP 429`` or the exception's type."""
+    status = _status(exc)
+    return f"HTTP {status}" if status is not None else type(exc).__name__
+
+
+def _retry_after(exc: BaseException) -> float | None:
+    headers = getattr(getattr(exc, "response", None), "headers", None)
+    value = headers.get("retry-after") if headers is not None else None
+    try:
+        return min(float(value), _RETRY_AFTER_CAP_S) if value is not None else None
+    except ValueError:
+        return None
+
+
+@dataclass
+class Caller:
+    """Calls one candidate with rate limiting and retries."""
+
+    model: BaseChatModel
+    limiter: InMemoryRateLimiter | None
+    max_retries: int
+    backoff_s: float
+    rng: random.Random
+    on_retry: Callable[[BaseException], None]
+
+    async def __call__(self, messages: list[BaseMessage]) -> tuple[AIMessage, float, int]:
+        """The answer, the latency of the successful attempt, and the attempts made."""
+        attempt = 0
+        while True:
+            attempt += 1
+            if self.limiter is not None:
+                await self.limiter.aacquire()
+            started = time.perf_counter()
+            try:
+                message = await self.model.ainvoke(messages)
+            except Exception as exc:
+                if attempt > self.max_retries or not is_transient(exc):
+                    raise
+                self.on_retry(exc)
+                delay = _retry_after(exc)
+                if delay is None:
+                    delay = self.backoff_s * 2 ** (attempt - 1) * self.rng.uniform(0.5, 1.5)
+                await asyncio.sleep(delay)
+                continue
+            assert isinstance(message, AIMessage)
+            return message, time.perf_counter() - started, attempt
+
+
+def rate_limiters(
+    pool: CandidatePool, names: list[str], per_service: Mapping[str, float]
+) -> dict[str, InMemoryRateLimiter | None]:
+    """One shared limiter per service (``"*"`` covers services not listed)."""
+    by_service: dict[str, InMemoryRateLimiter] = {}
+    limits = {k.lower(): v for k, v in per_service.items()}
+    out: dict[str, InMemoryRateLimiter | None] = {}
+    for name in names:
+        service = (pool[name].service or "").lower()
+        rate = limits.get(service, limits.get("*"))
+        if rate is None:
+            out[name] = None
+            continue
+        key = service if service in limits else "*"
+        if key not in by_service:
+            by_service[key] = InMemoryRateLimiter(
+                requests_per_second=rate,
+                check_every_n_seconds=min(0.05, 0.5 / rate),
+                max_bucket_size=1,
+            )
+        out[name] = by_service[key]
+    return out
+
+
+def usage_tokens(message: AIMessage, prompt_text: str) -> tuple[int, int, bool]:
+    """Input and output tokens from ``usage_metadata``; estimated (and flagged) if absent."""
+    usage = message.usage_metadata
+    if usage and (usage.get("input_tokens") or usage.get("output_tokens")):
+        return int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0), False
+    return estimate_input_tokens(prompt_text), estimate_input_tokens(message.text), True
+
+
+def worst_case_cost(candidate: LLMCandidate, messages: list[BaseMessage], max_tokens: int) -> float:
+    prompt = "".join(m.text for m in messages)
+    return candidate.estimate_cost(estimate_input_tokens(prompt) * 1.25, max_tokens)
+
+
+def build_pool(config: PipelineConfig) -> CandidatePool:
+    calls = config.calls
+    return CandidatePool.from_json(
+        config.input(config.data_path.llm_data, what="data_path.llm_data"),
+        api_endpoint=config.api_endpoint,
+        chat_model_kwargs={
+            "max_retries": 0,  # retried here, through the rate limiter
+            "timeout": calls.timeout_s,
+            "max_tokens": calls.max_tokens,
+            "temperature": calls.temperature,
+        },
+    )
+
+
+def selected_models(config: PipelineConfig, pool: CandidatePool) -> list[str]:
+    names = config.calls.models or pool.names
+    for name in names:
+        if name not in pool:
+            raise UnknownCandidateError(name, pool.names, context="calls.models")
+    for name in names:
+        pool.chat_model(name)  # a candidate without an endpoint or key fails here, named
+    return list(names)

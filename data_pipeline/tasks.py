@@ -1,0 +1,317 @@
+"""The task registry: for each task, where its benchmark lives, how a benchmark record becomes
+a query row, its prompt template and its default metric.
+
+Built-in tasks are registered in `data_pipeline.benchmarks`; custom tasks register the same
+way from a plugin file named in the config::
+
+    from data_pipeline import HubDataset, register_task
+
+    @register_task("my_qa", metric="em", hub=HubDataset("me/my_qa", split="train"),
+                   prompt="my_qa.yaml")   # relative to the plugin file
+    def my_qa(record, rng):
+        return {"query": record["question"], "ground_truth": record["answer"]}
+
+A prompt template is a YAML file with a ``user`` message and an optional ``system`` message,
+in LangChain's f-string template format: ``{query}``, ``{choices}`` (the options as
+``(A) text`` lines) and ``{tests}`` (MBPP's asserts, one per line) are filled in; literal
+braces are doubled (``\\boxed{{}}``).
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+import importlib.util
+import json
+import random
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+from langchain_core.messages import BaseMessage
+from langchain_core.prompts import ChatPromptTemplate
+
+from langchain_llmrouter.errors import ConfigError, UnknownNameError
+
+PROMPTS_DIR = Path(__file__).parent / "prompts"
+"""Where the built-in tasks' prompt templates are."""
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+QueryFields = dict[str, Any]
+"""What a task's converter returns: ``query`` and ``ground_truth``, optionally ``choices``
+(a list of option texts, lettered A, B, ... in order) and ``task_id``."""
+ToQuery = Callable[[Mapping[str, Any], random.Random], QueryFields | None]
+"""Turns one benchmark record into query fields (None skips the record); the random
+generator is seeded per record, for tasks that shuffle options."""
+
+
+@dataclass(frozen=True)
+class HubDataset:
+    """Where a benchmark lives on the Hugging Face hub (``datasets.load_dataset`` arguments)."""
+
+    path: str
+    """Dataset id, e.g. ``"openai/gsm8k"``."""
+    name: str | None = None
+    """Configuration name, e.g. ``"main"``."""
+    split: str = "train"
+    """Split to sample from."""
+
+    def describe(self) -> str:
+        """``path[/name]:split``, for messages."""
+        return f"{self.path}{'/' + self.name if self.name else ''}:{self.split}"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task."""
+
+    name: str
+    """Task name, as written in the ``task_name`` field."""
+    metric: str
+    """Default metric (written into each query row's ``metric`` field)."""
+    to_query: ToQuery | None
+    """Benchmark record -> query fields (None: the task only comes from query files)."""
+    hub: HubDataset | None
+    """The benchmark on the hub, if it has one."""
+    prompt_file: Path
+    """The YAML prompt template."""
+
+    def prompt(self) -> ChatPromptTemplate:
+        """The task's prompt template (loaded once)."""
+        return load_prompt_template(self.prompt_file)
+
+
+_TASKS: dict[str, TaskSpec] = {}
+
+
+def register_task(
+    name: str,
+    *,
+    metric: str,
+    hub: HubDataset | None = None,
+    prompt: str | Path | None = None,
+) -> Callable[[ToQuery], ToQuery]:
+    """Register a task; decorates the function that turns a benchmark record into a query.
+
+    Args:
+        name: The task name.
+        metric: Its default metric (a name known to `langchain_llmrouter.evaluation`).
+        hub: Where its benchmark is on the hub (local files are looked up by task name).
+        prompt: Its prompt template YAML: a path relative to the decorated function's file,
+            or absolute. Default: ``prompts/<name>.yaml`` beside the data pipeline.
+
+    Registering a name again replaces the earlier task (so a plugin can override a built-in).
+    """
+
+    def decorator(func: ToQuery) -> ToQuery:
+        if prompt is None:
+            prompt_file = PROMPTS_DIR / f"{name}.yaml"
+        else:
+            prompt_file = Path(prompt)
+            if not prompt_file.is_absolute():
+                module = sys.modules.get(func.__module__)
+                base = Path(getattr(module, "__file__", None) or Path.cwd()).parent
+                prompt_file = base / prompt_file
+        _TASKS[name] = TaskSpec(name, metric, func, hub, prompt_file)
+        return func
+
+    return decorator
+
+
+def _load_builtins() -> None:
+    importlib.import_module("data_pipeline.benchmarks")
+
+
+def get_task(name: str) -> TaskSpec:
+    """The registered task ``name``.
+
+    Raises:
+        UnknownNameError: listing the registered tasks.
+    """
+    _load_builtins()
+    try:
+        return _TASKS[name]
+    except KeyError:
+        raise UnknownNameError("task", name, _TASKS) from None
+
+
+def task_names() -> list[str]:
+    """Names of all registered tasks."""
+    _load_builtins()
+    return sorted(_TASKS)
+
+
+@cache
+def load_prompt_template(path: Path) -> ChatPromptTemplate:
+    """Load a prompt template YAML (``system`` optional, ``user`` required).
+
+    Raises:
+        ConfigError: naming the file and the field when it is missing or malformed.
+    """
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("prompt template not found", path=path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ConfigError(
+            f"invalid YAML: {exc}", path=path, line=mark.line + 1 if mark else None
+        ) from None
+    if not isinstance(data, dict) or not isinstance(data.get("user"), str):
+        raise ConfigError("a prompt template needs a 'user' string", path=path, field="user")
+    unknown = set(data) - {"system", "user", "description"}
+    if unknown:
+        raise ConfigError("unknown key", path=path, field=sorted(unknown)[0])
+    messages = []
+    if data.get("system"):
+        messages.append(("system", str(data["system"])))
+    messages.append(("user", data["user"]))
+    try:
+        template = ChatPromptTemplate.from_messages(messages)
+    except (ValueError, KeyError) as exc:
+        raise ConfigError(f"bad template: {exc}", path=path, field="user") from None
+    unknown_vars = set(template.input_variables) - {"query", "choices", "tests"}
+    if unknown_vars:
+        raise ConfigError(
+            f"unknown template variable {{{sorted(unknown_vars)[0]}}}; use {{query}}, "
+            "{choices} or {tests}, and double literal braces",
+            path=path,
+        )
+    return template
+
+
+def parse_choices(value: Any) -> list[tuple[str, str]]:
+    """A query row's ``choices`` as ``[(letter, text), ...]`` ([] when there are none).
+
+    Accepts what query files hold: a JSON string or a Python-literal string (parsed with
+    `ast.literal_eval`, which runs no code), a list of option texts, or a mapping with
+    ``label``/``labels`` and ``text`` lists.
+    """
+    if value is None or value == "":
+        return []
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            try:
+                value = ast.literal_eval(value)
+            except (ValueError, SyntaxError):
+                return []
+    if isinstance(value, Mapping):
+        texts = value.get("text")
+        labels = value.get("label", value.get("labels"))
+        if isinstance(texts, list) and isinstance(labels, list) and len(texts) == len(labels):
+            return [(str(label), str(text)) for label, text in zip(labels, texts, strict=True)]
+        return []
+    if isinstance(value, list | tuple) and all(isinstance(v, str | int | float) for v in value):
+        if len(value) > len(_LETTERS):
+            return []
+        return [(_LETTERS[i], str(text)) for i, text in enumerate(value)]
+    return []
+
+
+def _tests(ground_truth: Any) -> str:
+    """MBPP's asserts, one per line (the ground truth is a list or its string form)."""
+    tests = ground_truth
+    if isinstance(tests, str):
+        try:
+            tests = ast.literal_eval(tests)
+        except (ValueError, SyntaxError):
+            return tests
+    if isinstance(tests, list | tuple):
+        return "\n".join(str(t) for t in tests)
+    return str(tests)
+
+
+def prompt_variables(row: Mapping[str, Any]) -> dict[str, str]:
+    """The template variables of a query row."""
+    choices = parse_choices(row.get("choices"))
+    return {
+        "query": str(row.get("query", "")),
+        "choices": "\n".join(f"({label}) {text}" for label, text in choices),
+        "tests": _tests(row.get("ground_truth")) if row.get("ground_truth") is not None else "",
+    }
+
+
+def prompt_file_for(row: Mapping[str, Any]) -> Path:
+    """The template for a row: its task's, else a generic multiple-choice or open one."""
+    _load_builtins()
+    task = _TASKS.get(str(row.get("task_name")))
+    if task is not None:
+        return task.prompt_file
+    # An unregistered task (e.g. from LLMRouter's query files) gets the prompt that asks for
+    # the answer in the form its metric reads.
+    metric = str(row.get("metric", "")).lower()
+    if metric == "em_mc" and parse_choices(row.get("choices")):
+        return PROMPTS_DIR / "generic_multiple_choice.yaml"
+    by_metric = {"math": "math.yaml", "gsm8k": "gsm8k.yaml", "commongen_coverage": "concepts.yaml"}
+    return PROMPTS_DIR / by_metric.get(metric, "generic.yaml")
+
+
+def render_messages(row: Mapping[str, Any]) -> list[BaseMessage]:
+    """The chat messages that ask a candidate the row's question.
+
+    Rows from stage 1 carry ``formatted_query`` (``{"system": ..., "user": ...}``), which is
+    used as written; rows from other query files get their task's template.
+    """
+    formatted = row.get("formatted_query")
+    if isinstance(formatted, Mapping) and isinstance(formatted.get("user"), str):
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        messages: list[BaseMessage] = []
+        if formatted.get("system"):
+            messages.append(SystemMessage(str(formatted["system"])))
+        messages.append(HumanMessage(formatted["user"]))
+        return messages
+    return load_prompt_template(prompt_file_for(row)).format_messages(**prompt_variables(row))
+
+
+def formatted_query(row: Mapping[str, Any]) -> dict[str, str | None]:
+    """The rendered prompt of a row as ``{"system": ..., "user": ...}`` (stage 1 stores it)."""
+    messages = load_prompt_template(prompt_file_for(row)).format_messages(**prompt_variables(row))
+    system = next((str(m.content) for m in messages if m.type == "system"), None)
+    user = next(str(m.content) for m in messages if m.type == "human")
+    return {"system": system, "user": user}
+
+
+def load_plugins(plugins: list[str], *, base: Path | None = None) -> None:
+    """Import plugin files (``*.py``, relative to ``base`` then the working directory) or
+    modules, so their `register_task` / `register_metric` decorators run.
+
+    Raises:
+        ConfigError: when a plugin cannot be found or fails to import.
+    """
+    for plugin in plugins:
+        if plugin.endswith(".py"):
+            candidates = [Path(plugin).expanduser()]
+            if base is not None and not candidates[0].is_absolute():
+                candidates.insert(0, base / plugin)
+            path = next((p for p in candidates if p.exists()), None)
+            if path is None:
+                looked = " and ".join(str(p) for p in candidates)
+                raise ConfigError(f"plugin file not found (looked in {looked})", field="plugins")
+            name = f"llmrouter_pipeline_plugin_{path.stem}"
+            spec = importlib.util.spec_from_file_location(name, path)
+            if spec is None or spec.loader is None:
+                raise ConfigError("cannot import plugin", path=path, field="plugins")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[name] = module
+            try:
+                spec.loader.exec_module(module)
+            except Exception as exc:
+                raise ConfigError(
+                    f"plugin failed to import: {type(exc).__name__}: {exc}",
+                    path=path,
+                    field="plugins",
+                ) from exc
+        else:
+            try:
+                importlib.import_module(plugin)
+            except ImportError as exc:
+                raise ConfigError(
+                    f"plugin module {plugin!r} cannot be imported: {exc}", field="plugins"
+                ) from exc

@@ -1,0 +1,52 @@
+"""Reading JSONL files with errors that name the file and the line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from langchain_llmrouter.errors import DataFormatError
+
+
+def iter_jsonl(path: Path, *, repair_tail: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line number, object)`` for each non-empty line of a JSONL file.
+
+    Args:
+        path: The file.
+        repair_tail: Cut off a last line that a killed writer left unfinished (no newline
+            and not valid JSON) instead of raising. Only for files this pipeline appends to.
+
+    Raises:
+        DataFormatError: naming the file and line of a malformed line.
+    """
+    with path.open("rb") as handle:
+        data = handle.read()
+    if repair_tail and data and not data.endswith(b"\n"):
+        head, _, tail = data.rpartition(b"\n")
+        try:
+            json.loads(tail)
+        except ValueError:
+            # A writer killed mid-line: the row was never finished, so drop it.
+            with path.open("r+b") as handle:
+                handle.truncate(len(head) + (1 if head else 0))
+            data = data[: len(head) + (1 if head else 0)]
+        else:
+            # A whole last row without its newline: end the line, so an append starts anew.
+            with path.open("ab") as handle:
+                handle.write(b"\n")
+    # Split on "\n" only: str.splitlines would also split inside strings at U+2028 and the
+    # like, which JSON writers leave unescaped.
+    for number, raw in enumerate(data.decode("utf-8").split("\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise DataFormatError(
+                f"invalid JSON: {exc.msg} (column {exc.colno})", path=path, line=number
+            ) from None
+        if not isinstance(record, dict):
+            raise DataFormatError("expected a JSON object per line", path=path, line=number)
+        yield number, record
