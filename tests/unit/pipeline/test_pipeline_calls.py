@@ -27,6 +27,7 @@ from data_pipeline.config import load_pipeline_config
 from data_pipeline.store import SplitStore
 from langchain_llmrouter.errors import (
     DataFormatError,
+    MissingAPIKeyError,
     MissingEndpointError,
     UnknownCandidateError,
 )
@@ -331,6 +332,9 @@ def test_a_metric_override_per_task(served: FakeOpenAIServer, tmp_path: Path) ->
 def test_candidates_without_endpoint_or_unknown_names_are_clear_errors(tmp_path: Path) -> None:
     config = load_pipeline_config(write_config(tmp_path, base_url=None))
     with pytest.raises(MissingEndpointError, match="candidate 'good' has no api_endpoint"):
+        call_candidates(config, progress=False)
+    config = load_pipeline_config(write_config(tmp_path, base_url="https://llm.example.com/v1"))
+    with pytest.raises(MissingAPIKeyError, match="candidate 'good': no API key: set API_KEYS"):
         call_candidates(config, progress=False)
     config = load_pipeline_config(
         write_config(
