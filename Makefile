@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 # The CPU build of torch; a bare `torch` requirement would pull a multi-GB CUDA build.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: demo test bench-overhead lint clean
+.PHONY: demo test bench-overhead screenshot lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,9 +33,15 @@ test: $(VENV)/.dev
 bench-overhead: $(VENV)/.dev
 	$(BIN)/python benchmarks/overhead.py
 
+# The README's picture of the chat demo: needs Debian's chromium and chromium-driver
+# (apt-get install chromium chromium-driver).
+screenshot: $(VENV)/.dev
+	$(BIN)/python -m pip install -q -e ".[demo,screenshot]"
+	$(BIN)/python scripts/demo_screenshot.py --out docs/images/chat_demo.png
+
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src data_pipeline tests benchmarks examples custom_routers
-	$(BIN)/ruff format --check src data_pipeline tests benchmarks examples custom_routers
+	$(BIN)/ruff check src data_pipeline tests benchmarks examples custom_routers scripts
+	$(BIN)/ruff format --check src data_pipeline tests benchmarks examples custom_routers scripts
 	$(BIN)/mypy
 
 clean:

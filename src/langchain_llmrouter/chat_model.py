@@ -16,11 +16,13 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     BaseCallbackManager,
     CallbackManagerForLLMRun,
 )
+from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.chat_models import LangSmithParams
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, message_chunk_to_message
@@ -37,8 +39,8 @@ from langchain_llmrouter.routers.base import BaseRouter, RoutingDecision
 
 logger = logging.getLogger(__name__)
 
-RoutingMode = Literal["current_only", "full_context"]
-_PER_CALL_OPTIONS = ("cost_weight", "budget", "routing_mode")
+RoutingMode = Literal["current_only", "full_context", "retrieval"]
+_PER_CALL_OPTIONS = ("cost_weight", "budget", "routing_mode", "retrieval_top_k")
 # Configuration mistakes and bugs are not provider failures: falling back would hide them.
 _NEVER_FALL_BACK = (LLMRouterError, AttributeError, NameError, ImportError, AssertionError)
 # generate()'s own run already reports the candidate's messages and usage; an explicit empty
@@ -55,14 +57,39 @@ class AllCandidatesFailedError(LLMRouterError, RuntimeError):
         super().__init__(f"every candidate tried failed ({detail})")
 
 
-def routing_text(messages: Sequence[BaseMessage], mode: RoutingMode) -> str:
-    """The text a router sees: the last user message, or the whole conversation."""
+def routing_text(
+    messages: Sequence[BaseMessage],
+    mode: RoutingMode,
+    *,
+    top_k: int = 3,
+    embeddings: Embeddings | None = None,
+) -> str:
+    """The text a router sees.
+
+    Args:
+        messages: The conversation.
+        mode: ``current_only``: the last user message; ``full_context``: the whole
+            conversation; ``retrieval``: the last user message after the ``top_k`` earlier
+            user messages most similar to it (cosine of their embeddings), in conversation
+            order, so a short follow-up ("and in Python?") is routed with what it refers to.
+        top_k: Earlier messages added in ``retrieval`` mode.
+        embeddings: Embedder for ``retrieval`` (default: the bundled MiniLM, cached).
+    """
     if mode == "full_context":
         return "\n".join(f"{m.type}: {m.text}" for m in messages if m.text)
-    for message in reversed(messages):
-        if message.type == "human":
-            return message.text
-    return messages[-1].text if messages else ""
+    asked = [m.text for m in messages if m.type == "human"]
+    if not asked:
+        return messages[-1].text if messages else ""
+    current, earlier = asked[-1], asked[:-1]
+    if mode != "retrieval" or not earlier or top_k <= 0:
+        return current
+    from langchain_llmrouter.embeddings import embed_texts
+
+    vectors = embed_texts([current, *earlier], embeddings)
+    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    similarity = vectors[1:] @ vectors[0]
+    nearest = sorted(np.argsort(-similarity, kind="stable")[:top_k])
+    return "\n".join([*(earlier[i] for i in nearest), current])
 
 
 class RouterChatModel(BaseChatModel):
@@ -93,7 +120,11 @@ class RouterChatModel(BaseChatModel):
     models: dict[str, BaseChatModel] | None = None
     """Alternatively, ready chat models by candidate name."""
     routing_mode: RoutingMode = "current_only"
-    """Route on the last user message (``current_only``) or the whole conversation."""
+    """Route on the last user message (``current_only``), the whole conversation
+    (``full_context``), or the last message with the most similar earlier ones
+    (``retrieval``); see `routing_text`."""
+    retrieval_top_k: int = Field(default=3, ge=1)
+    """Earlier user messages added to the routing text in ``retrieval`` mode."""
     cost_weight: float | None = Field(default=None, ge=0)
     """Overrides the router's cost weight (quality per dollar per 1,000 queries)."""
     budget: float | None = Field(default=None, gt=0)
@@ -173,6 +204,7 @@ class RouterChatModel(BaseChatModel):
             "router": self.router.name,
             "candidates": self.pool.names,
             "routing_mode": self.routing_mode,
+            "retrieval_top_k": self.retrieval_top_k,
             "cost_weight": self.cost_weight,
             "budget": self.budget,
             "temperature": self.temperature,
@@ -293,9 +325,13 @@ class RouterChatModel(BaseChatModel):
         mode = options.get("routing_mode") or self.routing_mode
         cost_weight = options.get("cost_weight", self.cost_weight)
         budget = options.get("budget", self.budget)
-        decision = self.router.route(
-            routing_text(messages, mode), cost_weight=cost_weight, budget=budget
+        text = routing_text(
+            messages,
+            mode,
+            top_k=options.get("retrieval_top_k", self.retrieval_top_k),
+            embeddings=self.router.embeddings,
         )
+        decision = self.router.route(text, cost_weight=cost_weight, budget=budget)
         ranking = [n for n in decision.ranking if n in self.pool]
         if ranking[0] != decision.model:
             decision = decision.model_copy(

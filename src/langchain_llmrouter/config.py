@@ -144,8 +144,10 @@ class RouterConfig(_FileConfig):
     """Where the trained router goes."""
     api_endpoint: str | None = None
     """Default OpenAI-compatible endpoint for candidates without their own."""
-    routing_mode: Literal["current_only", "full_context"] = "current_only"
-    """What text chat requests are routed on."""
+    routing_mode: Literal["current_only", "full_context", "retrieval"] = "current_only"
+    """What text chat requests are routed on (see `routing_text`)."""
+    retrieval_top_k: int = Field(default=3, ge=1)
+    """Earlier user messages added to the routing text in ``retrieval`` mode."""
     max_tokens: int | None = Field(default=None, ge=1)
     """Max tokens for candidate answers (inference)."""
     temperature: float | None = Field(default=None, ge=0)

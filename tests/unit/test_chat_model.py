@@ -33,7 +33,8 @@ from langchain_llmrouter import (
     RoutingDataset,
     create_router,
 )
-from langchain_llmrouter.chat_model import AllCandidatesFailedError
+from langchain_llmrouter.chat_model import AllCandidatesFailedError, routing_text
+from langchain_llmrouter.embeddings import embed_texts
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior
 
 PoolFactory = Callable[..., CandidatePool]
@@ -375,6 +376,49 @@ def test_routing_mode_changes_knn_choice(
     assert routing(full)["model"] == on_all
     assert_answered_by(current, pool, on_last)
     assert_answered_by(full, pool, on_all)
+
+
+RETRIEVAL_CONVERSATION = [
+    HumanMessage("Write a Python function that sorts a list of numbers."),
+    AIMessage("def sort(xs): return sorted(xs)"),
+    HumanMessage("What is the capital city of France?"),
+    AIMessage("Paris."),
+    HumanMessage("Who painted the Mona Lisa?"),
+    AIMessage("Leonardo da Vinci."),
+    HumanMessage("Now make that Python code sort in descending order."),
+]
+
+
+@pytest.mark.parametrize(
+    ("top_k", "expected"),
+    [
+        (1, [0, 3]),
+        (2, [0, 1, 3]),  # the two nearest, in conversation order, then the current message
+        (5, [0, 1, 2, 3]),
+    ],
+)
+def test_retrieval_mode_adds_the_most_similar_earlier_questions(
+    top_k: int, expected: list[int], pool: CandidatePool, served: FakeOpenAIServer
+) -> None:
+    asked = [m.text for m in RETRIEVAL_CONVERSATION if m.type == "human"]
+    similarity_order = ["sorts a list", "capital city", "Mona Lisa"]
+    text = routing_text(RETRIEVAL_CONVERSATION, "retrieval", top_k=top_k)
+    assert text.split("\n") == [asked[i] for i in expected]
+    # By cosine: the Python question is nearest; France and the Mona Lisa follow in that order
+    # (checked with the embedder itself, so the test states what it relies on).
+    vectors = embed_texts(asked)
+    vectors = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    ranked = np.argsort(-(vectors[:3] @ vectors[3]))
+    assert [similarity_order[i] for i in ranked] == similarity_order
+
+    router = RecordingRouter()
+    llm = RouterChatModel(
+        router=router, candidates=pool, routing_mode="retrieval", retrieval_top_k=top_k
+    )
+    llm.invoke(RETRIEVAL_CONVERSATION)
+    llm.invoke(RETRIEVAL_CONVERSATION, routing_mode="retrieval", retrieval_top_k=1)
+    assert router.seen == [text, routing_text(RETRIEVAL_CONVERSATION, "retrieval", top_k=1)]
+    assert routing_text(RETRIEVAL_CONVERSATION[:1], "retrieval") == asked[0]  # nothing earlier
 
 
 def test_stop_is_forwarded_to_candidate(llm: RouterChatModel, served: FakeOpenAIServer) -> None:

@@ -21,6 +21,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--llm-data", type=Path, help="candidates JSON (overrides the config)")
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("--output", type=Path, help="also write the JSON figures to this file")
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE.png",
+        help="also draw the quality-cost curves of all test queries to this image "
+        "(needs the 'demo' extra)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -30,6 +37,11 @@ def run(args: argparse.Namespace) -> int:
     from langchain_llmrouter.data import RoutingDataset
     from langchain_llmrouter.errors import ConfigError
     from langchain_llmrouter.evaluation.bench import run_benchmark
+
+    if args.plot:
+        from langchain_llmrouter.evaluation.plot import check_plot_path
+
+        check_plot_path(args.plot)  # no matplotlib or a bad suffix: say so before training
 
     config_path = args.config or (DEFAULT_BENCH_CONFIG if DEFAULT_BENCH_CONFIG.is_file() else None)
     config = load_bench_config(config_path) if config_path else BenchConfig(data_path=DataPaths())
@@ -71,5 +83,11 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(figures, indent=2) + "\n", encoding="utf-8")
+    if args.plot:
+        from langchain_llmrouter.evaluation.plot import plot_quality_cost
+
+        title = f"Quality vs cost on {test_path.name}"  # type: ignore[union-attr]
+        written = plot_quality_cost(result, args.plot, title=title)
+        log(f"wrote the quality-cost plot to {written}")
     print(json.dumps(figures, indent=2) if args.json else result.format())
     return 0

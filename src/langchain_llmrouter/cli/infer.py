@@ -206,7 +206,12 @@ def _answer(
 ) -> None:
     from langchain_llmrouter.chat_model import RouterChatModel
 
-    llm = RouterChatModel(router=router, candidates=pool, routing_mode=config.routing_mode)
+    llm = RouterChatModel(
+        router=router,
+        candidates=pool,
+        routing_mode=config.routing_mode,
+        retrieval_top_k=config.retrieval_top_k,
+    )
     call_options = {k: v for k, v in options.items() if v is not None}
     messages = llm.batch(
         [r["query"] for r in records],

@@ -12,13 +12,14 @@ from langchain_llmrouter import __version__
 
 
 def _verbs() -> dict[str, tuple[ModuleType, str]]:
-    from langchain_llmrouter.cli import bench, evaluate, infer, list_routers, train
+    from langchain_llmrouter.cli import bench, chat, evaluate, infer, list_routers, train
 
     return {
         "train": (train, "train a router on routing data and save it"),
         "infer": (infer, "route queries and (unless --route-only) answer them"),
         "eval": (evaluate, "evaluate a trained router on test routing data"),
         "bench": (bench, "train and compare routers side by side"),
+        "chat": (chat, "start the Streamlit chat demo (needs the demo extra)"),
         "list-routers": (list_routers, "list built-in and plugin routers"),
     }
 

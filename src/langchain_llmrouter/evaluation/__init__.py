@@ -3,6 +3,12 @@ GSM8K, MATH, code pass@1 in a sandbox), and router metrics (quality-cost curves 
 benchmark figures of ``BENCHMARK.md``)."""
 
 from langchain_llmrouter.evaluation.code_sandbox import SandboxResult, run_python_sandboxed
+from langchain_llmrouter.evaluation.plot import (
+    QualityCostSeries,
+    plot_quality_cost,
+    quality_cost_figure,
+    quality_cost_series,
+)
 from langchain_llmrouter.evaluation.router_metrics import (
     COST_WEIGHT_GRID,
     CurvePoint,
@@ -32,6 +38,7 @@ __all__ = [
     "CodeExecutionMetric",
     "CurvePoint",
     "Metric",
+    "QualityCostSeries",
     "ReferencePoints",
     "RouterReport",
     "SandboxResult",
@@ -44,7 +51,10 @@ __all__ = [
     "get_metric",
     "metric_names",
     "normalize_answer",
+    "plot_quality_cost",
     "quality_cost_curve",
+    "quality_cost_figure",
+    "quality_cost_series",
     "reference_points",
     "register_metric",
     "run_python_sandboxed",
