@@ -13,13 +13,12 @@ Python literal.
 
 from __future__ import annotations
 
-import ast
-import json
 import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from data_pipeline.tasks import HubDataset, QueryFields, register_task
+from langchain_llmrouter.evaluation.task_metrics import parse_literal
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """Option letters, in order."""
@@ -33,12 +32,9 @@ def _nested(value: Any) -> Any:
     if not text or text[0] not in "[{":
         return value
     try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            return ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            return value
+        return parse_literal(text)
+    except ValueError:
+        return value
 
 
 def _text(value: Any) -> str:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from data_pipeline._io import cli_main, iter_jsonl
+from data_pipeline._io import cli_main
 from data_pipeline.calling import (
     Caller,
     build_pool,
@@ -42,6 +42,7 @@ from data_pipeline.calling import (
     worst_case_cost,
 )
 from data_pipeline.config import PipelineConfig, Split, load_pipeline_config
+from data_pipeline.queries import read_query_rows
 from data_pipeline.store import SplitStore, query_key
 from data_pipeline.tasks import load_plugins, render_messages
 from langchain_llmrouter.candidates import CandidatePool
@@ -53,6 +54,16 @@ from langchain_llmrouter.evaluation.task_metrics import (
 )
 
 _QUERY_FIELDS = ("task_name", "query", "ground_truth", "metric", "choices", "task_id")
+_PAID_FIELDS = (
+    "token_num",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "latency",
+    "attempts",
+    "usage_estimated",
+)
+"""What a paid call adds to a routing row, after the score (in this order)."""
 
 
 # --- what a run did ------------------------------------------------------------------------
@@ -92,34 +103,30 @@ class CallSummary:
 # --- reading the query files ---------------------------------------------------------------
 
 
-def read_query_rows(path: Path) -> list[dict[str, Any]]:
-    """The rows of a query file, checked for the fields stage 3 needs.
-
-    Raises:
-        DataFormatError: naming the file, line and field of a malformed row.
-    """
-    rows = []
-    for line, record in iter_jsonl(path):
-        for name in ("task_name", "query"):
-            if not isinstance(record.get(name), str) or not record[name].strip():
-                raise DataFormatError(
-                    "expected a non-empty string", path=path, line=line, field=name
-                )
-        if "ground_truth" not in record:
-            raise DataFormatError(
-                "missing (needed for scoring)", path=path, line=line, field="ground_truth"
-            )
-        record["_line"] = line
-        rows.append(record)
+def query_rows_by_split(
+    config: PipelineConfig, *, required: tuple[str, ...] = ()
+) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """The numbered rows of the query files that exist (a split in ``required`` must exist)."""
+    rows: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for split in ("train", "test"):
+        path = config.resolve(
+            config.query_file(split),
+            what=f"data_path.query_data_{split}",
+            must_exist=split in required,
+        )
+        if path is not None and path.exists():
+            rows[split] = read_query_rows(path, require_metric=False)
     return rows
 
 
-def embedding_ids(rows_by_split: Mapping[str, list[dict[str, Any]]]) -> dict[str, int]:
+def embedding_ids(
+    rows_by_split: Mapping[str, list[tuple[int, dict[str, Any]]]],
+) -> dict[str, int]:
     """Sequential ids over the unique queries, train file first, so a query shared by both
     splits has one id (LLMRouter's numbering)."""
     ids: dict[str, int] = {}
     for split in ("train", "test"):
-        for row in rows_by_split.get(split, []):
+        for _, row in rows_by_split.get(split, []):
             ids.setdefault(query_key(row), len(ids))
     return ids
 
@@ -218,6 +225,7 @@ class _Run:
         max_cost: float | None,
         summary: CallSummary,
         progress: _Progress,
+        scorer: _Scorer,
     ) -> None:
         self.config, self.pool, self.models, self.stores, self.ids = (
             config,
@@ -227,7 +235,7 @@ class _Run:
             ids,
         )
         self.max_cost, self.summary, self.progress = max_cost, summary, progress
-        self.scorer = _Scorer(config)
+        self.scorer = scorer
         self.reserved = 0.0
         self.rng = random.Random(config.queries.random_seed)
         limiters = rate_limiters(pool, models, config.calls.requests_per_second)
@@ -296,31 +304,20 @@ class _Run:
         await self._score_and_store(job, paid, rescoring=False)
 
     async def _score_and_store(self, job: _Job, paid: dict[str, Any], *, rescoring: bool) -> None:
-        store = self.stores[job.split]
+        base = self.base_row(job)
         try:
-            performance = await self.scorer.score(
-                str(paid["response"]), {**job.row, **self.base_row(job)}
-            )
+            performance = await self.scorer.score(str(paid["response"]), {**job.row, **base})
         except Exception as exc:
             self._record_failure(job, "score", exc, paid=paid)
             return
-        row = {**self.base_row(job)}
-        for key in ("response",):
-            row[key] = paid[key]
-        row["performance"] = performance
-        row["embedding_id"] = self.ids.get(query_key(job.row))
-        for key in (
-            "token_num",
-            "input_tokens",
-            "output_tokens",
-            "cost",
-            "latency",
-            "attempts",
-            "usage_estimated",
-        ):
-            if key in paid:
-                row[key] = paid[key]
-        store.add(row)
+        row = {
+            **base,
+            "response": paid["response"],
+            "performance": performance,
+            "embedding_id": self.ids.get(query_key(job.row)),
+            **{key: paid[key] for key in _PAID_FIELDS if key in paid},
+        }
+        self.stores[job.split].add(row)
         self.summary.rescored += rescoring
         self.summary.done += 1
         self.progress.update(self.spent())
@@ -372,15 +369,7 @@ async def acall_candidates(
     models = selected_models(config, pool)
     max_cost = max_cost if max_cost is not None else config.calls.max_cost
 
-    rows_by_split: dict[str, list[dict[str, Any]]] = {}
-    for split in ("train", "test"):
-        path = config.resolve(
-            config.query_file(split),
-            what=f"data_path.query_data_{split}",
-            must_exist=split in config.calls.splits,
-        )
-        if path is not None and path.exists():
-            rows_by_split[split] = read_query_rows(path)
+    rows_by_split = query_rows_by_split(config, required=tuple(config.calls.splits))
     ids = embedding_ids(rows_by_split)
 
     summary = CallSummary()
@@ -389,20 +378,17 @@ async def acall_candidates(
     stores: dict[Split, SplitStore] = {}
     try:
         for split in config.calls.splits:
-            rows = rows_by_split[split][: config.calls.limit]
-            for row in rows:  # unknown metrics fail before any call is made
+            numbered = rows_by_split[split][: config.calls.limit]
+            for line, row in numbered:  # unknown metrics fail before any call is made
                 try:
                     scorer.metric(scorer.metric_name(row))
                 except (ValueError, UnknownNameError) as exc:
                     raise DataFormatError(
-                        str(exc),
-                        path=config.query_file(split),
-                        line=row["_line"],
-                        field="metric",
+                        str(exc), path=config.query_file(split), line=line, field="metric"
                     ) from None
             store = stores[split] = SplitStore(config.output(config.routing_file(split))).open()
             store.sync_embedding_ids(ids)
-            for row in rows:
+            for _, row in numbered:
                 key = query_key(row)
                 for model in models:
                     summary.total += 1
@@ -412,7 +398,7 @@ async def acall_candidates(
                         jobs.append(_Job(split, row, model))
         summary.done = summary.done_before
         bar = _Progress(summary.total, summary.done_before, progress)
-        run = _Run(config, pool, models, stores, ids, max_cost, summary, bar)
+        run = _Run(config, pool, models, stores, ids, max_cost, summary, bar, scorer)
         started = time.perf_counter()
         shared = iter(jobs)
         try:
@@ -442,26 +428,24 @@ def write_query_embeddings(config: PipelineConfig) -> Path:
     as ``{"embeddings": float32[n, dim]}`` in safetensors."""
     from safetensors.numpy import save_file
 
-    from langchain_llmrouter.embeddings import embed_texts, embedding_name
+    from langchain_llmrouter.embeddings import (
+        DEFAULT_EMBEDDING_MODEL,
+        embed_texts,
+        embedding_name,
+    )
 
-    rows_by_split = {}
-    for split in ("train", "test"):
-        path = config.resolve(
-            config.query_file(split), what=f"data_path.query_data_{split}", must_exist=False
-        )
-        if path is not None and path.exists():
-            rows_by_split[split] = read_query_rows(path)
+    rows_by_split = query_rows_by_split(config)
     ids = embedding_ids(rows_by_split)
     texts = [""] * len(ids)
-    for rows in rows_by_split.values():
-        for row in rows:
+    for numbered in rows_by_split.values():
+        for _, row in numbered:
             texts[ids[query_key(row)]] = row["query"]
     embeddings = config.build_embeddings()
     vectors = embed_texts(texts, embeddings) if texts else np.zeros((0, 0), dtype=np.float32)
     target = config.output(config.data_path.query_embedding_data)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
-    name = embedding_name(embeddings) if embeddings is not None else "all-MiniLM-L6-v2"
+    name = embedding_name(embeddings) if embeddings is not None else DEFAULT_EMBEDDING_MODEL
     save_file(
         {"embeddings": np.ascontiguousarray(vectors, dtype=np.float32)},
         str(tmp),

@@ -121,11 +121,14 @@ def usage_tokens(message: AIMessage, prompt_text: str) -> tuple[int, int, bool]:
 
 
 def worst_case_cost(candidate: LLMCandidate, messages: list[BaseMessage], max_tokens: int) -> float:
+    """Upper estimate of one call's dollars, reserved against ``max_cost`` before the call:
+    the prompt at 4 characters a token with a 25% margin, plus ``max_tokens`` of output."""
     prompt = "".join(m.text for m in messages)
     return candidate.estimate_cost(estimate_input_tokens(prompt) * 1.25, max_tokens)
 
 
 def build_pool(config: PipelineConfig) -> CandidatePool:
+    """The candidates of ``data_path.llm_data``, their ``ChatOpenAI`` set up for stage 3."""
     calls = config.calls
     return CandidatePool.from_json(
         config.input(config.data_path.llm_data, what="data_path.llm_data"),
@@ -140,6 +143,13 @@ def build_pool(config: PipelineConfig) -> CandidatePool:
 
 
 def selected_models(config: PipelineConfig, pool: CandidatePool) -> list[str]:
+    """The candidates to call (``calls.models``, else all), each checked for an endpoint and
+    key before any call is made.
+
+    Raises:
+        UnknownCandidateError: listing the valid names.
+        MissingEndpointError, MissingAPIKeyError: naming the candidate.
+    """
     names = config.calls.models or pool.names
     for name in names:
         if name not in pool:

@@ -90,31 +90,45 @@ class QuerySplits:
 # --- query files ---------------------------------------------------------------------------
 
 
-def read_query_files(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
-    """The rows of query files (``default_query_*.jsonl`` format), by task name, in file order.
+def read_query_rows(path: Path, *, require_metric: bool = True) -> list[tuple[int, dict[str, Any]]]:
+    """The rows of a query file (``default_query_*.jsonl`` format), with their line numbers.
+
+    Args:
+        path: The file.
+        require_metric: Whether each row must name its metric (stage 3 may take it from
+            ``calls.metrics`` instead).
 
     Raises:
         DataFormatError: naming the file, line and field of a malformed row.
     """
+    required = ("task_name", "query", "metric") if require_metric else ("task_name", "query")
+    rows = []
+    for line, record in iter_jsonl(path):
+        for name in required:
+            value = record.get(name)
+            if not isinstance(value, str) or not value.strip():
+                problem = "missing" if value is None else "expected a non-empty string"
+                raise DataFormatError(problem, path=path, line=line, field=name)
+        if "ground_truth" not in record:
+            raise DataFormatError("missing", path=path, line=line, field="ground_truth")
+        choices = record.get("choices")
+        if choices not in (None, "") and not parse_choices(choices):
+            raise DataFormatError(
+                "cannot read the options (expected a JSON or Python-literal list, or a "
+                "mapping of 'label(s)' and 'text' lists)",
+                path=path,
+                line=line,
+                field="choices",
+            )
+        rows.append((line, record))
+    return rows
+
+
+def read_query_files(paths: list[Path]) -> dict[str, list[dict[str, Any]]]:
+    """The rows of query files, by task name, in file order (see `read_query_rows`)."""
     by_task: dict[str, list[dict[str, Any]]] = {}
     for path in paths:
-        for line, record in iter_jsonl(path):
-            for name in ("task_name", "query", "metric"):
-                value = record.get(name)
-                if not isinstance(value, str) or not value.strip():
-                    problem = "missing" if value is None else "expected a non-empty string"
-                    raise DataFormatError(problem, path=path, line=line, field=name)
-            if "ground_truth" not in record:
-                raise DataFormatError("missing", path=path, line=line, field="ground_truth")
-            choices = record.get("choices")
-            if choices not in (None, "") and not parse_choices(choices):
-                raise DataFormatError(
-                    "cannot read the options (expected a JSON or Python-literal list, or a "
-                    "mapping of 'label(s)' and 'text' lists)",
-                    path=path,
-                    line=line,
-                    field="choices",
-                )
+        for _, record in read_query_rows(path):
             by_task.setdefault(record["task_name"], []).append(record)
     return by_task
 

@@ -58,8 +58,6 @@ class SplitStore:
         """Finished rows by pair, as read at `open` and added since."""
         self.unscored: dict[PairKey, dict[str, Any]] = {}
         """Pairs whose paid response failed to score, with that response."""
-        self.failures_seen = 0
-        """Failure records in the log (all runs)."""
         self.spent = 0.0
         """Dollars of the finished rows plus the paid-but-unscored responses."""
         self._rows: IO[str] | None = None
@@ -73,7 +71,6 @@ class SplitStore:
                 self.done.setdefault(pair_key(row), row)
         if self.failures_path.exists():
             for _, record in iter_jsonl(self.failures_path, repair_tail=True):
-                self.failures_seen += 1
                 key = pair_key(record)
                 if record.get("stage") == "score" and record.get("response") is not None:
                     self.unscored[key] = record
@@ -108,7 +105,6 @@ class SplitStore:
         assert self._failures is not None, "open() the store first"
         self._failures.write(dumps_row(record))
         self._failures.flush()
-        self.failures_seen += 1
         if record.get("stage") == "score" and record.get("response") is not None:
             key = pair_key(record)
             self.spent += _cost(record) - _cost(self.unscored.get(key))
@@ -118,7 +114,7 @@ class SplitStore:
         self.spent = sum(_cost(r) for r in [*self.done.values(), *self.unscored.values()])
 
     def rewrite(self, rows: list[dict[str, Any]]) -> None:
-        """Replace the routing file's rows (used to fix embedding ids or re-score); atomic."""
+        """Replace the routing file's rows (used to fix embedding ids); atomic."""
         reopen = self._rows is not None
         if self._rows is not None:
             self._rows.close()

@@ -19,10 +19,8 @@ braces are doubled (``\\boxed{{}}``).
 
 from __future__ import annotations
 
-import ast
 import importlib
 import importlib.util
-import json
 import random
 import sys
 from collections.abc import Callable, Mapping
@@ -36,6 +34,8 @@ from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate
 
 from langchain_llmrouter.errors import ConfigError, UnknownNameError
+from langchain_llmrouter.evaluation.code_metric import mbpp_tests
+from langchain_llmrouter.evaluation.task_metrics import parse_literal
 
 PROMPTS_DIR = Path(__file__).parent / "prompts"
 """Where the built-in tasks' prompt templates are."""
@@ -195,12 +195,9 @@ def parse_choices(value: Any) -> list[tuple[str, str]]:
         return []
     if isinstance(value, str):
         try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            try:
-                value = ast.literal_eval(value)
-            except (ValueError, SyntaxError):
-                return []
+            value = parse_literal(value)
+        except ValueError:
+            return []
     if isinstance(value, Mapping):
         texts = value.get("text")
         labels = value.get("label", value.get("labels"))
@@ -214,26 +211,13 @@ def parse_choices(value: Any) -> list[tuple[str, str]]:
     return []
 
 
-def _tests(ground_truth: Any) -> str:
-    """MBPP's asserts, one per line (the ground truth is a list or its string form)."""
-    tests = ground_truth
-    if isinstance(tests, str):
-        try:
-            tests = ast.literal_eval(tests)
-        except (ValueError, SyntaxError):
-            return tests
-    if isinstance(tests, list | tuple):
-        return "\n".join(str(t) for t in tests)
-    return str(tests)
-
-
 def prompt_variables(row: Mapping[str, Any]) -> dict[str, str]:
     """The template variables of a query row."""
     choices = parse_choices(row.get("choices"))
     return {
         "query": str(row.get("query", "")),
         "choices": "\n".join(f"({label}) {text}" for label, text in choices),
-        "tests": _tests(row.get("ground_truth")) if row.get("ground_truth") is not None else "",
+        "tests": mbpp_tests(row.get("ground_truth")) if row.get("ground_truth") is not None else "",
     }
 
 
@@ -267,12 +251,17 @@ def render_messages(row: Mapping[str, Any]) -> list[BaseMessage]:
             messages.append(SystemMessage(str(formatted["system"])))
         messages.append(HumanMessage(formatted["user"]))
         return messages
+    return _template_messages(row)
+
+
+def _template_messages(row: Mapping[str, Any]) -> list[BaseMessage]:
+    """The row's template (`prompt_file_for`) filled with its variables."""
     return load_prompt_template(prompt_file_for(row)).format_messages(**prompt_variables(row))
 
 
 def formatted_query(row: Mapping[str, Any]) -> dict[str, str | None]:
     """The rendered prompt of a row as ``{"system": ..., "user": ...}`` (stage 1 stores it)."""
-    messages = load_prompt_template(prompt_file_for(row)).format_messages(**prompt_variables(row))
+    messages = _template_messages(row)
     system = next((str(m.content) for m in messages if m.type == "system"), None)
     user = next(str(m.content) for m in messages if m.type == "human")
     return {"system": system, "user": user}

@@ -83,7 +83,9 @@ def _drop_main_blocks(code: str) -> str:
     return "".join(lines)
 
 
-def _mbpp_tests(ground_truth: Any) -> str:
+def mbpp_tests(ground_truth: Any) -> str:
+    """MBPP's asserts, one per line: the ground truth is a list of them or its string form
+    (anything else is taken as test code already)."""
     tests = ground_truth
     if isinstance(tests, str):
         try:
@@ -164,7 +166,7 @@ class CodeExecutionMetric:
         """The program that is run: the code extracted from the response with the tests."""
         code = extract_code(prediction)
         if self.kind_for(ground_truth, row) == "mbpp":
-            return f"{_drop_main_blocks(code)}\n\n{_mbpp_tests(ground_truth)}\n"
+            return f"{_drop_main_blocks(code)}\n\n{mbpp_tests(ground_truth)}\n"
         prompt = str(row.get("query") or "").rstrip("\n") + "\n"
         names = _functions(prompt)
         if not names:

@@ -42,6 +42,7 @@ __all__ = [
     "get_metric",
     "metric_names",
     "normalize_answer",
+    "parse_literal",
     "register_metric",
     "score_response",
 ]
@@ -202,22 +203,33 @@ _ANSWER_IS = re.compile(r"(?i:answer)(?:\s+is)?\s*[:=]?[\s*_]*\(?([A-Z0-9])\b")
 _BARE_LABEL = re.compile(r"[\s*_(\[]*([A-Za-z0-9])[\s*_)\].:]*")
 
 
+def parse_literal(text: str) -> Any:
+    """A field stored as text: JSON, else a Python literal (`ast.literal_eval`, which runs no
+    code). Query files hold ``choices`` and MBPP's tests either way.
+
+    Raises:
+        ValueError: when the text is neither.
+    """
+    for loader in (json.loads, ast.literal_eval):
+        try:
+            return loader(text)
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
+            continue
+    raise ValueError(f"neither JSON nor a Python literal: {text[:80]!r}")
+
+
 def _choice_labels(choices: Any) -> list[str]:
     """The option labels of a row's ``choices`` (A..Z when there are none)."""
     parsed = choices
     if isinstance(choices, str) and choices.strip():
-        for loader in (json.loads, ast.literal_eval):
-            try:
-                parsed = loader(choices)
-                break
-            except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
-                continue
-        else:
+        try:
+            parsed = parse_literal(choices)
+        except ValueError:
             raise DataFormatError(
                 f"cannot parse choices {choices[:80]!r}: expected JSON, a Python literal, a list"
                 " or a mapping of 'label(s)' and 'text'",
                 field="choices",
-            )
+            ) from None
     if parsed is None or parsed == "":
         return list(string.ascii_uppercase)
     if isinstance(parsed, Mapping):
