@@ -16,6 +16,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,6 +35,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--calls", type=int, default=200, help="chat calls per arm")
+    parser.add_argument(
+        "--chat-only", action="store_true", help="only the RouterChatModel vs ChatOpenAI part"
+    )
     args = parser.parse_args()
 
     pool = CandidatePool.from_json(args.data / "default_llm.json")
@@ -47,6 +51,13 @@ def main() -> None:
     print(
         f"machine: {os.cpu_count()} cores; router: knnrouter (k=50) on {len(train)} train queries"
     )
+    if not args.chat_only:
+        route_latency(router, queries, x)
+    chat_overhead(router, queries, args)
+
+
+def route_latency(router: Any, queries: list[str], x: np.ndarray) -> None:
+    """Routing alone: one query at a time and in one batch, with and without the embedding."""
     with_embedding, without_embedding = [], []
     for i, q in enumerate(queries):
         start = time.perf_counter()
@@ -74,6 +85,9 @@ def main() -> None:
     print(f"  embedding excluded               {1000 / batch_pre_s:9.0f}")
     print(f"  ratio (excluded / included)      {batch_s / batch_pre_s:9.1f}x")
 
+
+def chat_overhead(router: Any, queries: list[str], args: argparse.Namespace) -> None:
+    """RouterChatModel.invoke against the chosen candidate's ChatOpenAI.invoke, interleaved."""
     with FakeOpenAIServer() as server:
         local_pool = CandidatePool.from_json(
             args.data / "default_llm.json", api_endpoint=server.base_url
@@ -85,7 +99,14 @@ def main() -> None:
             name = llm.decide([_human(p)]).model
             direct_models.setdefault(name, local_pool.chat_model(name)).invoke(p)
             llm.invoke(p)
-        routed, direct = [], []
+        # The request path alone: a router that needs no featuriser (smallest_llm) picks one
+        # fixed candidate, so the difference is RouterChatModel's own work per call.
+        fixed = RouterChatModel(router=create_router("smallest_llm"), candidates=local_pool)
+        fixed_model = local_pool.chat_model(fixed.decide([_human("x")]).model)
+        for p in prompts[:20]:
+            fixed.invoke(p)
+            fixed_model.invoke(p)
+        routed, direct, plain, plain_direct = [], [], [], []
         for p in prompts:
             name = llm.decide([_human(p)]).model
             direct_model = local_pool.chat_model(name)
@@ -95,7 +116,14 @@ def main() -> None:
             start = time.perf_counter()
             llm.invoke(p)
             routed.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            fixed_model.invoke(p)
+            plain_direct.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            fixed.invoke(p)
+            plain.append(time.perf_counter() - start)
     d_med, r_med = statistics.median(direct), statistics.median(routed)
+    pd_med, p_med = statistics.median(plain_direct), statistics.median(plain)
     print(
         f"\nRouterChatModel vs ChatOpenAI, local test server, {args.calls} calls each (interleaved)"
     )
@@ -103,6 +131,12 @@ def main() -> None:
     print(f"  RouterChatModel.invoke            median {r_med * 1000:7.2f} ms")
     print(
         f"  overhead                          median {(r_med - d_med) * 1000:7.2f} ms ({r_med / d_med:.2f}x)"
+    )
+    print("\nthe request path alone (smallest_llm router: no featuriser), same calls, interleaved")
+    print(f"  ChatOpenAI.invoke                 median {pd_med * 1000:7.2f} ms")
+    print(f"  RouterChatModel.invoke            median {p_med * 1000:7.2f} ms")
+    print(
+        f"  overhead                          median {(p_med - pd_med) * 1000:7.2f} ms ({p_med / pd_med:.2f}x)"
     )
 
 

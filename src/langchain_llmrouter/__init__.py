@@ -13,14 +13,21 @@ __version__ = "0.1.0"
 
 if TYPE_CHECKING:
     from langchain_llmrouter.candidates import APIKeys, CandidatePool, LLMCandidate
-    from langchain_llmrouter.chat_model import RouterChatModel
+    from langchain_llmrouter.chat_model import (
+        AllCandidatesFailedError,
+        PartialStreamError,
+        RouterChatModel,
+    )
     from langchain_llmrouter.data import RoutingDataset
     from langchain_llmrouter.embeddings import CachedEmbeddings, MiniLMEmbeddings
     from langchain_llmrouter.errors import (
         CandidateMismatchError,
         ConfigError,
         DataFormatError,
+        GraphInputError,
         GraphRouterError,
+        GraphToolCallingError,
+        InvalidOptionError,
         LLMRouterError,
         MissingAPIKeyError,
         MissingEndpointError,
@@ -29,6 +36,7 @@ if TYPE_CHECKING:
         UnknownCandidateError,
         UnknownRouterError,
     )
+    from langchain_llmrouter.fallback import CandidateHealth
     from langchain_llmrouter.graphs import (
         RouterGraphChatModel,
         build_automix_graph,
@@ -51,13 +59,19 @@ _EXPORTS: dict[str, str] = {
     "CandidatePool": "candidates",
     "LLMCandidate": "candidates",
     "RouterChatModel": "chat_model",
+    "AllCandidatesFailedError": "chat_model",
+    "PartialStreamError": "chat_model",
+    "CandidateHealth": "fallback",
+    "InvalidOptionError": "errors",
     "RoutingDataset": "data",
     "CachedEmbeddings": "embeddings",
     "MiniLMEmbeddings": "embeddings",
     "CandidateMismatchError": "errors",
     "ConfigError": "errors",
     "DataFormatError": "errors",
+    "GraphInputError": "errors",
     "GraphRouterError": "errors",
+    "GraphToolCallingError": "errors",
     "LLMRouterError": "errors",
     "MissingAPIKeyError": "errors",
     "MissingEndpointError": "errors",
@@ -81,19 +95,25 @@ _EXPORTS: dict[str, str] = {
 
 __all__ = [
     "APIKeys",
+    "AllCandidatesFailedError",
     "BaseRouter",
     "CachedEmbeddings",
+    "CandidateHealth",
     "CandidateMismatchError",
     "CandidatePool",
     "ConfigError",
     "DataFormatError",
+    "GraphInputError",
     "GraphRouterError",
+    "GraphToolCallingError",
+    "InvalidOptionError",
     "LLMCandidate",
     "LLMRouterError",
     "MiniLMEmbeddings",
     "MissingAPIKeyError",
     "MissingEndpointError",
     "NotFittedError",
+    "PartialStreamError",
     "RouterChatModel",
     "RouterGraphChatModel",
     "RouterLoadError",

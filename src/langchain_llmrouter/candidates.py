@@ -27,6 +27,7 @@ from langchain_llmrouter.errors import (
     MissingEndpointError,
     UnknownCandidateError,
 )
+from langchain_llmrouter.fallback import CandidateHealth
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
@@ -87,6 +88,9 @@ class LLMCandidate(BaseModel):
     """Free-text description of the model's strengths (LLMRouter's ``feature``)."""
     embedding: list[float] | None = None
     """Optional embedding of the description (``default_llm_embeddings.json``)."""
+    context_window: int | None = Field(default=None, gt=0)
+    """Maximum prompt tokens the model accepts, if known (limits fallback after a
+    context-length error, and `RouterChatModel.profile`)."""
 
     @model_validator(mode="before")
     @classmethod
@@ -232,6 +236,7 @@ class CandidatePool:
         models: Mapping[str, BaseChatModel] | None = None,
         chat_model_kwargs: Mapping[str, Any] | None = None,
         source: str | None = None,
+        health: CandidateHealth | None = None,
     ) -> None:
         """Create a pool.
 
@@ -242,6 +247,8 @@ class CandidatePool:
             models: Ready chat models by candidate name; these are used as given.
             chat_model_kwargs: Extra keyword arguments for every ``ChatOpenAI`` built.
             source: Where the candidates came from, for messages.
+            health: Failure counts and cooldowns, shared by every request that uses the
+                pool (a new `CandidateHealth` with LiteLLM's defaults when None).
         """
         names = [c.name for c in candidates]
         duplicates = {n for n in names if names.count(n) > 1}
@@ -253,6 +260,7 @@ class CandidatePool:
         self._models: dict[str, BaseChatModel] = dict(models or {})
         self.chat_model_kwargs = dict(chat_model_kwargs or {})
         self.source = source
+        self.health = health if health is not None else CandidateHealth()
         unknown = set(self._models) - set(self._candidates)
         if unknown:
             raise UnknownCandidateError(sorted(unknown)[0], self._candidates, context="models")
@@ -377,6 +385,7 @@ class CandidatePool:
             models={n: m for n, m in self._models.items() if n in names},
             chat_model_kwargs=self.chat_model_kwargs,
             source=self.source,
+            health=self.health,
         )
 
     # --- calling ------------------------------------------------------------------------

@@ -1,60 +1,143 @@
 """`RouterChatModel`: a drop-in LangChain chat model that routes every request.
 
-It asks its router which candidate to use, calls that candidate's chat model,
-and returns the candidate's message with the routing decision in
-``response_metadata["routing"]``. When the chosen provider fails (after its own
-retries) the next-best candidate answers, and the metadata says so.
+It asks its router which candidate to use, calls that candidate's chat model, and
+returns the candidate's message with the routing decision in
+``response_metadata["routing"]``. Provider failures fall back to the next-best
+candidate (`langchain_llmrouter.fallback` says which failures and to whom); caller
+errors are raised at once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
-import operator
+import time
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import contextmanager
+from operator import itemgetter
 from typing import Any, Literal
 
 import numpy as np
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
-    BaseCallbackManager,
+    CallbackManager,
     CallbackManagerForLLMRun,
 )
 from langchain_core.embeddings import Embeddings
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.chat_models import LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, message_chunk_to_message
+from langchain_core.language_models.model_profile import ModelProfile
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.output_parsers import (
+    JsonOutputKeyToolsParser,
+    JsonOutputParser,
+    PydanticOutputParser,
+    PydanticToolsParser,
+)
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import (
+    Runnable,
+    RunnableConfig,
+    RunnableMap,
+    RunnablePassthrough,
+)
 from langchain_core.runnables.config import ensure_config
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_openai_tool
+from langchain_core.utils.function_calling import (
+    convert_to_openai_function,
+    convert_to_openai_tool,
+)
+from langchain_core.utils.pydantic import is_basemodel_subclass
+from langsmith.run_helpers import tracing_context
 from pydantic import ConfigDict, Field, model_validator
 
 from langchain_llmrouter.candidates import CandidatePool, LLMCandidate
-from langchain_llmrouter.errors import LLMRouterError
+from langchain_llmrouter.errors import InvalidOptionError, LLMRouterError
+from langchain_llmrouter.fallback import (
+    Attempt,
+    CandidateHealth,
+    classify_failure,
+    larger_context,
+    plan_attempts,
+    provider_did_work,
+)
+from langchain_llmrouter.options import CHAT_OPTIONS, check_options, misspelt_option
 from langchain_llmrouter.routers.base import BaseRouter, RoutingDecision
 
 logger = logging.getLogger(__name__)
 
 RoutingMode = Literal["current_only", "full_context", "retrieval"]
-_PER_CALL_OPTIONS = ("cost_weight", "budget", "routing_mode", "retrieval_top_k")
-# Configuration mistakes and bugs are not provider failures: falling back would hide them.
-_NEVER_FALL_BACK = (LLMRouterError, AttributeError, NameError, ImportError, AssertionError)
-# generate()'s own run already reports the candidate's messages and usage; an explicit empty
-# list (not None) also stops callbacks inherited from an enclosing chain.
-_CANDIDATE_CONFIG: RunnableConfig = {"callbacks": []}
+StructuredMethod = Literal["function_calling", "json_mode", "json_schema"]
+_TOOL_ARGS = ("tools", "tool_choice", "parallel_tool_calls", "strict")
+# The tracer promotes this generation_info entry to the run's metadata (ls_model_name,
+# ls_provider): the run then names the candidate that answered, as a gateway's run does.
+_GATEWAY_KEY = "lc_gateway_metadata"
+# The candidate's own run is not reported: the RouterChatModel run carries its messages
+# and usage, so usage callbacks count each call once.
+_SILENT: RunnableConfig = {"callbacks": []}
+_PARENT_KEY = "_llmrouter_parent_run"
 
 
 class AllCandidatesFailedError(LLMRouterError, RuntimeError):
-    """The chosen candidate and every fallback failed; ``failures`` lists (model, error)."""
+    """The chosen candidate and every fallback failed.
 
-    def __init__(self, failures: list[tuple[str, BaseException]]) -> None:
+    Attributes:
+        failures: ``(candidate, error)`` for each failed attempt, in order.
+        attempts: Every attempt (`Attempt`), with its latency and error kind.
+        decision: The routing decision, when it was made.
+    """
+
+    def __init__(
+        self,
+        failures: list[tuple[str, BaseException]],
+        *,
+        attempts: list[Attempt] | None = None,
+        decision: RoutingDecision | None = None,
+    ) -> None:
         self.failures = failures
+        self.attempts = list(attempts or [])
+        self.decision = decision
         detail = "; ".join(f"{m}: {type(e).__name__}: {e}" for m, e in failures)
         super().__init__(f"every candidate tried failed ({detail})")
+
+
+class PartialStreamError(LLMRouterError, RuntimeError):
+    """A stream failed after the candidate had sent text, so it could not fall back.
+
+    Switching candidate then would splice two answers; the caller decides what to do with
+    the part received.
+
+    Attributes:
+        partial: The chunks received before the failure, merged (None if none).
+        model: The candidate that was answering.
+        decision: The routing decision.
+        attempts: Every attempt made, the failed one last.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        error: BaseException,
+        *,
+        partial: AIMessageChunk | None,
+        decision: RoutingDecision,
+        attempts: list[Attempt],
+    ) -> None:
+        self.model = model
+        self.partial = partial
+        self.decision = decision
+        self.attempts = attempts
+        received = len(partial.text) if partial is not None else 0
+        super().__init__(
+            f"candidate {model} failed after sending {received} characters "
+            f"({type(error).__name__}: {error}); the partial answer is on .partial"
+        )
+
+    @property
+    def partial_text(self) -> str:
+        """The text received before the failure."""
+        return self.partial.text if self.partial is not None else ""
 
 
 def routing_text(
@@ -103,12 +186,15 @@ class RouterChatModel(BaseChatModel):
             msg = llm.invoke("Prove that sqrt(2) is irrational.")
             msg.response_metadata["routing"]["model"]
 
-    Per call, ``cost_weight``, ``budget`` and ``routing_mode`` may be passed as keyword
-    arguments or through ``config={"configurable": {...}}``; other keyword arguments
-    (``temperature``, ``max_tokens``, ``response_format``, ...) go to the chosen candidate.
+    Per call, ``cost_weight``, ``budget``, ``routing_mode`` and ``retrieval_top_k`` may be
+    passed as keyword arguments or through ``config={"configurable": {...}}``; other keyword
+    arguments (``temperature``, ``max_tokens``, ``response_format``, ...) go to the chosen
+    candidate.
 
-    Callbacks and traces see one chat-model run per request: the chosen candidate's, with
-    ``llmrouter_router``/``llmrouter_model`` in its metadata (a fallback adds a failed run).
+    Traces show one chat-model run per request, this model's, with the router as a child
+    run whose output is the `RoutingDecision`. The candidate's own call is not a run of
+    its own (so usage is counted once); when the run ends, its ``ls_model_name`` and
+    ``ls_provider`` become the answering candidate's, and its output carries the decision.
     """
 
     model_config = ConfigDict(arbitrary_types_allowed=True, extra="forbid")
@@ -125,14 +211,18 @@ class RouterChatModel(BaseChatModel):
     (``retrieval``); see `routing_text`."""
     retrieval_top_k: int = Field(default=3, ge=1)
     """Earlier user messages added to the routing text in ``retrieval`` mode."""
-    cost_weight: float | None = Field(default=None, ge=0)
+    cost_weight: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     """Overrides the router's cost weight (quality per dollar per 1,000 queries)."""
-    budget: float | None = Field(default=None, gt=0)
+    budget: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Overrides the router's per-call budget in dollars."""
     max_fallbacks: int = Field(default=2, ge=0)
     """How many next-best candidates to try when the chosen one fails (0: its error is raised)."""
     fallback_on: tuple[type[BaseException], ...] = (Exception,)
-    """Exception types that trigger a fallback."""
+    """Exception types that may fall back. Only provider failures among them do (timeouts,
+    transport errors, 408/409/425/429, 5xx, an overloaded or unavailable model, a context
+    overflow); caller errors (bad arguments, 400/401/403/404/422) are raised at once."""
+    health: CandidateHealth | None = None
+    """Failure counts and cooldowns (default: the pool's, shared by every model using it)."""
     temperature: float | None = None
     """Sampling temperature sent to the chosen candidate (None: the candidate's own)."""
     max_tokens: int | None = Field(default=None, gt=0)
@@ -159,12 +249,13 @@ class RouterChatModel(BaseChatModel):
                     f"router {self.router.name} is not fitted: fit it or load a saved one"
                 )
             self.router.fit_candidates(self.candidates)
-        usable = [n for n in self.router.candidates_ if n in self.candidates]
-        if not usable:
+        if not self._usable_names():
             raise ValueError(
                 f"none of the router's candidates ({', '.join(self.router.candidates_)}) "
                 f"is in the pool ({', '.join(self.candidates.names)})"
             )
+        if self.profile is None:
+            self.profile = self._derive_profile()
         return self
 
     def _specs_for(self, models: dict[str, BaseChatModel]) -> list[LLMCandidate]:
@@ -186,11 +277,23 @@ class RouterChatModel(BaseChatModel):
                 specs.append(LLMCandidate(name=name, model=model_id))
         return specs
 
+    def _usable_names(self) -> list[str]:
+        return [n for n in self.router.candidates_ if n in self.pool]
+
     @property
     def pool(self) -> CandidatePool:
         """The candidate pool in use."""
         assert self.candidates is not None
         return self.candidates
+
+    @property
+    def model_name(self) -> str:
+        """What this model is: ``llmrouter/<router>`` (the candidate is chosen per call)."""
+        return f"llmrouter/{self.router.name}"
+
+    @property
+    def _health(self) -> CandidateHealth:
+        return self.health if self.health is not None else self.pool.health
 
     # --- LangChain metadata ----------------------------------------------------------------
 
@@ -212,30 +315,134 @@ class RouterChatModel(BaseChatModel):
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
-        # A per-call `model` is forwarded to the candidate's API request: trace that model.
-        model_name = str(kwargs.get("model") or self.router.name)
+        # The candidate is not known until the router has run; the tracer replaces these two
+        # with the answering candidate's when the run ends (see _GATEWAY_KEY).
+        # A per-call `model` is refused when the call runs; the trace still names what was
+        # asked for, as langchain-core's convention says.
+        model = kwargs.get("model")
         params = LangSmithParams(
-            ls_provider="llmrouter", ls_model_name=model_name, ls_model_type="chat"
+            ls_provider="llmrouter",
+            ls_model_name=model if isinstance(model, str) else self.model_name,
+            ls_model_type="chat",
         )
-        if self.temperature is not None:
-            params["ls_temperature"] = self.temperature
-        if self.max_tokens is not None:
-            params["ls_max_tokens"] = self.max_tokens
+        params["llmrouter_router"] = self.router.name  # type: ignore[typeddict-unknown-key]
+        temperature = kwargs.get("temperature", self.temperature)
+        if isinstance(temperature, int | float):
+            params["ls_temperature"] = temperature
+        max_tokens = kwargs.get("max_tokens", self.max_tokens)
+        if isinstance(max_tokens, int):
+            params["ls_max_tokens"] = max_tokens
         if stop or self.stop:
             params["ls_stop"] = stop or self.stop
         return params
 
+    def _resolve_model_profile(self) -> ModelProfile | None:
+        return self._derive_profile() if self.candidates is not None else None
+
+    def _derive_profile(self) -> ModelProfile | None:
+        """The limits and features every candidate has (so any of them can take the call)."""
+        per_candidate: list[dict[str, Any]] = []
+        for name in self._usable_names():
+            known: dict[str, Any] = {}
+            if self.pool.has_chat_model(name):
+                known.update(getattr(self.pool.chat_model(name), "profile", None) or {})
+            window = self.pool[name].context_window
+            if window is not None:
+                known["max_input_tokens"] = window
+            per_candidate.append(known)
+        if not per_candidate:
+            return None
+        profile: dict[str, Any] = {}
+        for key in ("max_input_tokens", "max_output_tokens"):
+            limits = [p.get(key) for p in per_candidate]
+            ints = [v for v in limits if isinstance(v, int)]
+            if len(ints) == len(limits):
+                profile[key] = min(ints)
+        flags = {k for p in per_candidate for k, v in p.items() if isinstance(v, bool)}
+        for key in sorted(flags):
+            values = [p.get(key) for p in per_candidate]
+            if all(v is True for v in values):
+                profile[key] = True
+            elif any(v is False for v in values):
+                profile[key] = False
+        return ModelProfile(**profile) if profile else None  # type: ignore[typeddict-item]
+
+    # --- token counting -------------------------------------------------------------------
+
+    def _token_counters(self) -> list[Callable[[Sequence[BaseMessage], Any], int]]:
+        """One counter per distinct tokenizer among the candidates (OpenAI-style ones offline)."""
+        from langchain_llmrouter.tokens import encoding_name_for
+
+        counters: dict[Any, Callable[[Sequence[BaseMessage], Any], int]] = {}
+        for name in self._usable_names():
+            model = self.pool.chat_model(name) if self.pool.has_chat_model(name) else None
+            if model is not None and not _is_openai_chat_model(model):
+                counters[id(model)] = model.get_num_tokens_from_messages  # type: ignore[assignment]
+                continue
+            model_id = self.pool[name].model
+            encoding = encoding_name_for(model_id)
+            if encoding not in counters:
+                counters[encoding] = functools.partial(_count_openai, model_id=model_id)
+        return list(counters.values())
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """Tokens of ``messages`` for the candidate that counts the most of them.
+
+        The router may send the call to any candidate, so the largest count is the one a
+        trimmer must respect. OpenAI-compatible candidates are counted offline with the
+        OpenAI BPE vocabularies; other chat models count their own.
+        """
+        return max(counter(messages, tools) for counter in self._token_counters())
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens of ``text`` (the largest count among the candidates' tokenizers)."""
+        from langchain_llmrouter.tokens import count_text_tokens
+
+        return max(count_text_tokens(text, self.pool[n].model) for n in self._usable_names())
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids of ``text`` in OpenAI's ``cl100k_base`` vocabulary (offline)."""
+        from langchain_llmrouter.tokens import _encoding
+
+        return list(_encoding("cl100k_base").encode(text))
+
     # --- per-call options through `configurable` -----------------------------------------
 
     @staticmethod
-    def _configured(config: RunnableConfig | None, kwargs: dict[str, Any]) -> dict[str, Any]:
-        configurable = ensure_config(config).get("configurable", {})
+    def _configured(config: RunnableConfig, kwargs: dict[str, Any]) -> dict[str, Any]:
+        configurable = config.get("configurable", {})
         extra = {
             k: configurable[k]
-            for k in _PER_CALL_OPTIONS
+            for k in CHAT_OPTIONS
             if configurable.get(k) is not None and k not in kwargs
         }
         return {**extra, **kwargs}
+
+    def _call_kwargs(self, config: RunnableConfig, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """The call's keywords, with routing options from ``configurable`` and the run's id.
+
+        langchain-core hands ``_stream`` no run manager, so the router's run could not
+        become a child of this one; the id (fixed here, before the run starts) and the
+        caller's callbacks ride along under a private key that no hook passes on.
+        """
+        if config.get("run_id") is None:
+            config["run_id"] = uuid.uuid4()
+        return {**self._configured(config, kwargs), _PARENT_KEY: (config["run_id"], config)}
+
+    def _get_invocation_params(
+        self, stop: list[str] | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        kwargs.pop(_PARENT_KEY, None)
+        return super()._get_invocation_params(stop=stop, **kwargs)
+
+    def _get_llm_string(self, stop: list[str] | None = None, **kwargs: Any) -> str:
+        kwargs.pop(_PARENT_KEY, None)  # a cache key must not hold the run's id
+        return super()._get_llm_string(stop=stop, **kwargs)
+
+    # LangChain passes `configurable` to no chat-model hook, so the four entry points move
+    # the routing options into the call's keywords; everything else is langchain-core's.
 
     def invoke(
         self,
@@ -247,11 +454,7 @@ class RouterChatModel(BaseChatModel):
     ) -> AIMessage:
         """Route ``input`` and return the chosen candidate's answer, routing in its metadata."""
         config = ensure_config(config)
-        kwargs = self._configured(config, kwargs)
-        if self.streaming:  # as with ChatOpenAI(streaming=True): invoke streams under the hood
-            return _merged(list(self.stream(input, config, stop=stop, **kwargs)))
-        messages = self._convert_input(input).to_messages()
-        return self._answer(messages, stop, config, kwargs)
+        return super().invoke(input, config, stop=stop, **self._call_kwargs(config, kwargs))
 
     async def ainvoke(
         self,
@@ -263,12 +466,7 @@ class RouterChatModel(BaseChatModel):
     ) -> AIMessage:
         """Async :meth:`invoke`."""
         config = ensure_config(config)
-        kwargs = self._configured(config, kwargs)
-        if self.streaming:
-            chunks = [c async for c in self.astream(input, config, stop=stop, **kwargs)]
-            return _merged(chunks)
-        messages = self._convert_input(input).to_messages()
-        return await self._aanswer(messages, stop, config, kwargs)
+        return await super().ainvoke(input, config, stop=stop, **self._call_kwargs(config, kwargs))
 
     def stream(
         self,
@@ -278,14 +476,9 @@ class RouterChatModel(BaseChatModel):
         stop: list[str] | None = None,
         **kwargs: Any,
     ) -> Iterator[AIMessageChunk]:
-        """Stream the chosen candidate's answer; routing rides on the first chunk."""
+        """Stream the chosen candidate's answer; the decision rides on the first chunk."""
         config = ensure_config(config)
-        kwargs = self._configured(config, kwargs)
-        if self.disable_streaming is True:
-            yield _as_chunk(self.invoke(input, config, stop=stop, **kwargs))
-            return
-        messages = self._convert_input(input).to_messages()
-        yield from self._answer_stream(messages, stop, config, kwargs)
+        yield from super().stream(input, config, stop=stop, **self._call_kwargs(config, kwargs))
 
     async def astream(
         self,
@@ -297,330 +490,248 @@ class RouterChatModel(BaseChatModel):
     ) -> AsyncIterator[AIMessageChunk]:
         """Async :meth:`stream`."""
         config = ensure_config(config)
-        kwargs = self._configured(config, kwargs)
-        if self.disable_streaming is True:
-            yield _as_chunk(await self.ainvoke(input, config, stop=stop, **kwargs))
-            return
-        messages = self._convert_input(input).to_messages()
-        async for chunk in self._aanswer_stream(messages, stop, config, kwargs):
+        async for chunk in super().astream(
+            input, config, stop=stop, **self._call_kwargs(config, kwargs)
+        ):
             yield chunk
 
-    # --- tools ----------------------------------------------------------------------------
+    # --- tools and structured output -----------------------------------------------------
 
     def bind_tools(
         self,
         tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
         *,
         tool_choice: str | dict[str, Any] | bool | None = None,
+        strict: bool | None = None,
+        parallel_tool_calls: bool | None = None,
+        response_format: Any = None,
         **kwargs: Any,
     ) -> Runnable[LanguageModelInput, AIMessage]:
-        """Bind tools; the chosen candidate's chat model receives them on each call."""
-        formatted = [convert_to_openai_tool(t) for t in tools]
-        return self.bind(tools=formatted, tool_choice=tool_choice, **kwargs)
+        """Bind tools; the chosen candidate's ``bind_tools`` receives them on each call.
+
+        ``tool_choice``, ``strict``, ``parallel_tool_calls`` and ``response_format`` mean
+        what they mean on ``ChatOpenAI``, and are passed on as given.
+        """
+        formatted = [convert_to_openai_tool(t, strict=strict) for t in tools]
+        extra = {
+            "tool_choice": tool_choice,
+            "strict": strict,
+            "parallel_tool_calls": parallel_tool_calls,
+            "response_format": response_format,
+        }
+        return self.bind(
+            tools=formatted, **{k: v for k, v in extra.items() if v is not None}, **kwargs
+        )
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type,
+        *,
+        method: StructuredMethod = "function_calling",
+        strict: bool | None = None,
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | Any]:
+        """Answers shaped as ``schema``, from whichever candidate the router picks.
+
+        Args:
+            schema: A pydantic class, a JSON schema, a TypedDict or an OpenAI tool schema.
+            method: ``function_calling`` (a forced tool call, the default: the feature
+                OpenAI-compatible servers support most widely), ``json_schema`` (the
+                provider's structured outputs) or ``json_mode`` (any JSON object; say in
+                the prompt what to put in it).
+            strict: Ask the provider to enforce the schema exactly (as on ``ChatOpenAI``).
+            include_raw: Return ``{"raw", "parsed", "parsing_error"}`` instead of the
+                parsed value; ``raw`` carries the routing metadata.
+        """
+        if kwargs:
+            raise InvalidOptionError(f"unsupported arguments: {', '.join(sorted(kwargs))}")
+        is_model = isinstance(schema, type) and is_basemodel_subclass(schema)
+        tool = convert_to_openai_tool(schema, strict=strict)
+        trace_format = {"kwargs": {"method": method, "strict": strict}, "schema": tool}
+        parser: Runnable[Any, Any]
+        if method == "function_calling":
+            name = tool["function"]["name"]
+            llm = self.bind_tools(
+                [schema],
+                tool_choice=name,
+                strict=strict,
+                parallel_tool_calls=False,
+                ls_structured_output_format=trace_format,
+            )
+            parser = (
+                PydanticToolsParser(tools=[schema], first_tool_only=True)  # type: ignore[list-item]
+                if is_model
+                else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
+            )
+        elif method in ("json_schema", "json_mode"):
+            if method == "json_schema":
+                function = convert_to_openai_function(schema, strict=strict)
+                json_schema = {
+                    "name": function["name"],
+                    "description": function.get("description", ""),
+                    "schema": function["parameters"],
+                }
+                if strict is not None:
+                    json_schema["strict"] = strict
+                response_format: dict[str, Any] = {
+                    "type": "json_schema",
+                    "json_schema": json_schema,
+                }
+            else:
+                response_format = {"type": "json_object"}
+            llm = self.bind(
+                response_format=response_format, ls_structured_output_format=trace_format
+            )
+            parser = (
+                PydanticOutputParser(pydantic_object=schema)  # type: ignore[arg-type]
+                if is_model
+                else JsonOutputParser()
+            )
+        else:
+            raise InvalidOptionError(
+                f"unknown structured-output method {method!r}; valid: "
+                "function_calling, json_schema, json_mode"
+            )
+        if not include_raw:
+            return llm | parser
+        parsed = RunnablePassthrough.assign(
+            parsed=itemgetter("raw") | parser, parsing_error=lambda _: None
+        )
+        no_parse = RunnablePassthrough.assign(parsed=lambda _: None)
+        return RunnableMap(raw=llm) | parsed.with_fallbacks(
+            [no_parse], exception_key="parsing_error"
+        )
 
     # --- routing --------------------------------------------------------------------------
 
     def decide(self, messages: Sequence[BaseMessage], **options: Any) -> RoutingDecision:
         """The routing decision for a conversation, restricted to candidates in the pool."""
-        mode = options.get("routing_mode") or self.routing_mode
-        cost_weight = options.get("cost_weight", self.cost_weight)
-        budget = options.get("budget", self.budget)
-        text = routing_text(
+        options = check_options({k: v for k, v in options.items() if k in CHAT_OPTIONS})
+        text = self._routing_text(messages, options)
+        decision = self.router.route(
+            text,
+            cost_weight=self._option(options, "cost_weight"),
+            budget=self._option(options, "budget"),
+        )
+        return self._in_pool(decision)
+
+    def _option(self, options: dict[str, Any], name: str) -> Any:
+        value = options.get(name)
+        return getattr(self, name) if value is None else value
+
+    def _routing_text(self, messages: Sequence[BaseMessage], options: dict[str, Any]) -> str:
+        return routing_text(
             messages,
-            mode,
-            top_k=options.get("retrieval_top_k", self.retrieval_top_k),
+            self._option(options, "routing_mode"),
+            top_k=self._option(options, "retrieval_top_k"),
             embeddings=self.router.embeddings,
         )
-        decision = self.router.route(text, cost_weight=cost_weight, budget=budget)
+
+    def _in_pool(self, decision: RoutingDecision) -> RoutingDecision:
         ranking = [n for n in decision.ranking if n in self.pool]
         if ranking[0] != decision.model:
-            decision = decision.model_copy(
+            return decision.model_copy(
                 update={
                     "model": ranking[0],
                     "est_cost": decision.costs.get(ranking[0], 0.0),
                     "ranking": ranking,
                 }
             )
-        elif len(ranking) != len(decision.ranking):
-            decision = decision.model_copy(update={"ranking": ranking})
+        if len(ranking) != len(decision.ranking):
+            return decision.model_copy(update={"ranking": ranking})
         return decision
 
-    def _split_kwargs(
-        self, kwargs: dict[str, Any]
-    ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
-        options = {k: kwargs.pop(k) for k in _PER_CALL_OPTIONS if k in kwargs}
-        tool_args: dict[str, Any] = {
-            k: kwargs.pop(k)
-            for k in ("tools", "tool_choice", "parallel_tool_calls", "strict")
-            if k in kwargs
+    def _router_call(
+        self,
+        messages: Sequence[BaseMessage],
+        options: dict[str, Any],
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
+        parent_run: tuple[Any, RunnableConfig] | None,
+    ) -> tuple[str, RunnableConfig, dict[str, Any]]:
+        """The router's input, config (a child run of this one) and options."""
+        callbacks: CallbackManager | list[Any] = []
+        parent: Any = run_manager
+        if parent is None and parent_run is not None:
+            run_id, caller = parent_run
+            parent = CallbackManager.configure(
+                caller.get("callbacks"),
+                self.callbacks,
+                self.verbose,
+                caller.get("tags"),
+                self.tags,
+                caller.get("metadata"),
+                self.metadata,
+            )
+            parent.run_id = run_id
+        if parent is not None:
+            # An LLM run has no get_child(); build the child manager a chain run would.
+            callbacks = CallbackManager(handlers=[], parent_run_id=parent.run_id)
+            callbacks.set_handlers(parent.inheritable_handlers)
+            callbacks.add_tags(parent.inheritable_tags)
+            callbacks.add_metadata(parent.inheritable_metadata)
+        config: RunnableConfig = {"callbacks": callbacks, "run_name": self.router.name}
+        route_options = {
+            "cost_weight": self._option(options, "cost_weight"),
+            "budget": self._option(options, "budget"),
         }
+        return self._routing_text(messages, options), config, route_options
+
+    def _route(
+        self,
+        messages: Sequence[BaseMessage],
+        request: _Request,
+        run_manager: CallbackManagerForLLMRun | None,
+    ) -> RoutingDecision:
+        text, config, route_options = self._router_call(
+            messages, request.options, run_manager, request.parent_run
+        )
+        return self._in_pool(self.router.invoke(text, config, **route_options))
+
+    async def _aroute(
+        self,
+        messages: Sequence[BaseMessage],
+        request: _Request,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+    ) -> RoutingDecision:
+        text, config, route_options = self._router_call(
+            messages, request.options, run_manager, request.parent_run
+        )
+        return self._in_pool(await self.router.ainvoke(text, config, **route_options))
+
+    # --- one request ----------------------------------------------------------------------
+
+    def _prepare(self, stop: list[str] | None, kwargs: dict[str, Any]) -> _Request:
+        """Split and check a call's keywords: routing options, tools, the candidate's own."""
+        kwargs = dict(kwargs)
+        parent_run = kwargs.pop(_PARENT_KEY, None)
+        kwargs.pop("stream", None)  # langchain-core's streaming switch, already applied
+        if "model" in kwargs:
+            raise InvalidOptionError(
+                f"RouterChatModel chooses the model per call, so model={kwargs['model']!r} "
+                "cannot be honoured; pass cost_weight/budget to steer the choice, or call "
+                "one candidate directly with llm.pool.chat_model(name)"
+            )
+        options = check_options({k: kwargs.pop(k) for k in CHAT_OPTIONS if k in kwargs})
+        misspelt_option(kwargs)
+        tool_args = {k: kwargs.pop(k) for k in _TOOL_ARGS if k in kwargs}
+        if tool_args.get("tools") and "response_format" in kwargs:
+            tool_args["response_format"] = kwargs.pop("response_format")
         for key in ("temperature", "max_tokens"):
             if getattr(self, key) is not None:
                 kwargs.setdefault(key, getattr(self, key))
-        return options, tool_args, kwargs
+        return _Request(options, tool_args, kwargs, stop or self.stop, parent_run)
 
-    def _attempts(self, decision: RoutingDecision) -> list[str]:
-        return decision.ranking[: 1 + self.max_fallbacks]
-
-    def _candidate_model(
-        self, name: str, tool_args: dict[str, Any]
-    ) -> Runnable[LanguageModelInput, BaseMessage]:
+    def _candidate(self, name: str, request: _Request) -> Runnable[LanguageModelInput, Any]:
         model = self.pool.chat_model(name)
-        tools = tool_args.get("tools")
+        tools = request.tool_args.get("tools")
         if not tools:
             return model
-        extra = {
-            k: v
-            for k, v in tool_args.items()
-            if k not in ("tools", "tool_choice") and v is not None
-        }
-        return model.bind_tools(tools, tool_choice=tool_args.get("tool_choice"), **extra)
+        extra = {k: v for k, v in request.tool_args.items() if k != "tools" and v is not None}
+        return model.bind_tools(tools, **extra)
 
-    def _can_fall_back(self, exc: BaseException) -> bool:
-        # Without fallbacks the provider's own error goes to the caller unwrapped.
-        return (
-            self.max_fallbacks > 0
-            and isinstance(exc, self.fallback_on)
-            and not isinstance(exc, _NEVER_FALL_BACK)
-        )
-
-    def _routing_metadata(
-        self,
-        decision: RoutingDecision,
-        answered_by: str,
-        failures: list[tuple[str, BaseException]],
-        message: BaseMessage | None,
-    ) -> dict[str, Any]:
-        meta = decision.to_metadata()
-        meta.update(
-            chosen=decision.model,
-            model=answered_by,
-            fallback=bool(failures),
-            failed=[{"model": m, "error": f"{type(e).__name__}: {e}"} for m, e in failures],
-        )
-        if message is not None:
-            meta["actual_cost"] = self._actual_cost(answered_by, message)
-        return meta
-
-    def _actual_cost(self, name: str, message: BaseMessage) -> float | None:
-        usage = getattr(message, "usage_metadata", None)
-        if not usage:
-            return None
-        return self.pool[name].estimate_cost(
-            usage.get("input_tokens", 0), usage.get("output_tokens", 0)
-        )
-
-    # --- generation -----------------------------------------------------------------------
-    # The public entry points above hand the caller's config to the candidate, so callbacks
-    # and traces see one chat-model run per request: the candidate's, tagged with the routing
-    # (a run of the router's own around it would make usage callbacks count every call twice).
-    # BaseChatModel's generate()/agenerate() path reaches `_generate`/`_stream`, which call the
-    # candidate without callbacks for the same reason.
-
-    def _candidate_config(
-        self, config: RunnableConfig, decision: RoutingDecision, name: str, attempt: int
-    ) -> RunnableConfig:
-        callbacks = config.get("callbacks")
-        # The model's own callbacks, as BaseChatModel would honour them; on the generate()
-        # path BaseChatModel already has (`_CANDIDATE_CONFIG`: the candidate stays silent).
-        if self.callbacks and config is not _CANDIDATE_CONFIG:
-            own = (
-                self.callbacks.handlers
-                if isinstance(self.callbacks, BaseCallbackManager)
-                else list(self.callbacks)
-            )
-            if isinstance(callbacks, BaseCallbackManager):
-                callbacks = callbacks.copy()
-                for handler in own:
-                    callbacks.add_handler(handler, inherit=True)
-            else:
-                callbacks = [*(callbacks or []), *own]
-        metadata = {
-            **(self.metadata or {}),
-            **(config.get("metadata") or {}),
-            "llmrouter_router": self.router.name,
-            "llmrouter_model": name,
-            "llmrouter_chosen": decision.model,
-        }
-        tags = [*(config.get("tags") or []), *(self.tags or [])]
-        child: RunnableConfig = {
-            **config,
-            "callbacks": callbacks,
-            "metadata": metadata,
-            "tags": tags,
-        }
-        if attempt:  # a caller's run_id names one run: the first attempt's
-            child.pop("run_id", None)
-        return child
-
-    def _answer(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        config: RunnableConfig,
-        kwargs: dict[str, Any],
-    ) -> AIMessage:
-        options, tool_args, call_kwargs = self._split_kwargs(dict(kwargs))
-        decision = self.decide(messages, **options)
-        failures: list[tuple[str, BaseException]] = []
-        for attempt, name in enumerate(self._attempts(decision)):
-            try:
-                model = self._candidate_model(name, tool_args)
-                message = model.invoke(
-                    messages,
-                    self._candidate_config(config, decision, name, attempt),
-                    stop=stop or self.stop,
-                    **call_kwargs,
-                )
-            except Exception as exc:
-                if not self._can_fall_back(exc):
-                    raise
-                logger.warning("candidate %s failed (%s); trying the next one", name, exc)
-                failures.append((name, exc))
-                continue
-            return self._with_routing(message, decision, name, failures)
-        raise AllCandidatesFailedError(failures) from failures[-1][1]
-
-    async def _aanswer(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        config: RunnableConfig,
-        kwargs: dict[str, Any],
-    ) -> AIMessage:
-        options, tool_args, call_kwargs = self._split_kwargs(dict(kwargs))
-        decision = await asyncio.to_thread(self.decide, messages, **options)
-        failures: list[tuple[str, BaseException]] = []
-        for attempt, name in enumerate(self._attempts(decision)):
-            try:
-                model = self._candidate_model(name, tool_args)
-                message = await model.ainvoke(
-                    messages,
-                    self._candidate_config(config, decision, name, attempt),
-                    stop=stop or self.stop,
-                    **call_kwargs,
-                )
-            except Exception as exc:
-                if not self._can_fall_back(exc):
-                    raise
-                logger.warning("candidate %s failed (%s); trying the next one", name, exc)
-                failures.append((name, exc))
-                continue
-            return self._with_routing(message, decision, name, failures)
-        raise AllCandidatesFailedError(failures) from failures[-1][1]
-
-    def _answer_stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        config: RunnableConfig,
-        kwargs: dict[str, Any],
-    ) -> Iterator[AIMessageChunk]:
-        options, tool_args, call_kwargs = self._split_kwargs(dict(kwargs))
-        decision = self.decide(messages, **options)
-        failures: list[tuple[str, BaseException]] = []
-        for attempt, name in enumerate(self._attempts(decision)):
-            tally = _StreamTally()
-            try:
-                model = self._candidate_model(name, tool_args)
-                for chunk in model.stream(
-                    messages,
-                    self._candidate_config(config, decision, name, attempt),
-                    stop=stop or self.stop,
-                    **call_kwargs,
-                ):
-                    yield self._stream_chunk(chunk, decision, name, failures, tally)
-            except Exception as exc:
-                # Once text has gone out, switching model would splice two answers.
-                if tally.started or not self._can_fall_back(exc):
-                    raise
-                logger.warning("candidate %s failed (%s); trying the next one", name, exc)
-                failures.append((name, exc))
-                continue
-            if not tally.finished:
-                yield self._last_chunk(name, tally)
-            return
-        raise AllCandidatesFailedError(failures) from failures[-1][1]
-
-    async def _aanswer_stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None,
-        config: RunnableConfig,
-        kwargs: dict[str, Any],
-    ) -> AsyncIterator[AIMessageChunk]:
-        options, tool_args, call_kwargs = self._split_kwargs(dict(kwargs))
-        decision = await asyncio.to_thread(self.decide, messages, **options)
-        failures: list[tuple[str, BaseException]] = []
-        for attempt, name in enumerate(self._attempts(decision)):
-            tally = _StreamTally()
-            try:
-                model = self._candidate_model(name, tool_args)
-                async for chunk in model.astream(
-                    messages,
-                    self._candidate_config(config, decision, name, attempt),
-                    stop=stop or self.stop,
-                    **call_kwargs,
-                ):
-                    yield self._stream_chunk(chunk, decision, name, failures, tally)
-            except Exception as exc:
-                if tally.started or not self._can_fall_back(exc):
-                    raise
-                logger.warning("candidate %s failed (%s); trying the next one", name, exc)
-                failures.append((name, exc))
-                continue
-            if not tally.finished:
-                yield self._last_chunk(name, tally)
-            return
-        raise AllCandidatesFailedError(failures) from failures[-1][1]
-
-    def _with_routing(
-        self,
-        message: BaseMessage,
-        decision: RoutingDecision,
-        name: str,
-        failures: list[tuple[str, BaseException]],
-    ) -> AIMessage:
-        if not isinstance(message, AIMessage):
-            message = AIMessage(content=message.content)
-        routing = self._routing_metadata(decision, name, failures, message)
-        return message.model_copy(
-            update={"response_metadata": {**message.response_metadata, "routing": routing}}
-        )
-
-    def _stream_chunk(
-        self,
-        chunk: BaseMessage,
-        decision: RoutingDecision,
-        name: str,
-        failures: list[tuple[str, BaseException]],
-        tally: _StreamTally,
-    ) -> AIMessageChunk:
-        if not isinstance(chunk, AIMessageChunk):
-            chunk = AIMessageChunk(content=chunk.content)
-        tally.total = chunk if tally.total is None else tally.total + chunk
-        routing: dict[str, Any] = {}
-        if not tally.started:
-            # The decision rides on the first chunk so a UI can show it at once.
-            routing = self._routing_metadata(decision, name, failures, None)
-            tally.started = True
-        if chunk.chunk_position == "last":
-            # Usage has arrived by the last chunk: the actual cost rides on it.
-            routing["actual_cost"] = self._actual_cost(name, tally.total)
-            tally.finished = True
-        if routing:
-            chunk = chunk.model_copy(
-                update={"response_metadata": {**chunk.response_metadata, "routing": routing}}
-            )
-        return chunk
-
-    def _last_chunk(self, name: str, tally: _StreamTally) -> AIMessageChunk:
-        cost = self._actual_cost(name, tally.total) if tally.total is not None else None
-        return AIMessageChunk(
-            content="", chunk_position="last", response_metadata={"routing": {"actual_cost": cost}}
-        )
-
-    # BaseChatModel's own generation path (generate(), agenerate(), callbacks-managed runs).
+    def _plan(self, decision: RoutingDecision, messages: list[BaseMessage]) -> _AttemptPlan:
+        return _AttemptPlan(self, decision, messages)
 
     def _generate(
         self,
@@ -629,11 +740,20 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        message = self._answer(messages, stop, _CANDIDATE_CONFIG, kwargs)
-        return ChatResult(
-            generations=[ChatGeneration(message=message)],
-            llm_output={"routing": message.response_metadata["routing"]},
-        )
+        request = self._prepare(stop, kwargs)
+        plan = self._plan(self._route(messages, request, run_manager), messages)
+        for name in plan:
+            try:
+                with _unreported():
+                    message = self._candidate(name, request).invoke(
+                        messages, _SILENT, stop=request.stop, **request.call_kwargs
+                    )
+            except Exception as exc:
+                if not plan.failed(name, exc):
+                    raise
+                continue
+            return plan.result(name, message)
+        raise plan.exhausted()
 
     async def _agenerate(
         self,
@@ -642,11 +762,20 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        message = await self._aanswer(messages, stop, _CANDIDATE_CONFIG, kwargs)
-        return ChatResult(
-            generations=[ChatGeneration(message=message)],
-            llm_output={"routing": message.response_metadata["routing"]},
-        )
+        request = self._prepare(stop, kwargs)
+        plan = self._plan(await self._aroute(messages, request, run_manager), messages)
+        for name in plan:
+            try:
+                with _unreported():
+                    message = await self._candidate(name, request).ainvoke(
+                        messages, _SILENT, stop=request.stop, **request.call_kwargs
+                    )
+            except Exception as exc:
+                if not plan.failed(name, exc):
+                    raise
+                continue
+            return plan.result(name, message)
+        raise plan.exhausted()
 
     def _stream(
         self,
@@ -655,8 +784,30 @@ class RouterChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for chunk in self._answer_stream(messages, stop, _CANDIDATE_CONFIG, kwargs):
-            yield ChatGenerationChunk(message=chunk)
+        request = self._prepare(stop, kwargs)
+        plan = self._plan(self._route(messages, request, run_manager), messages)
+        for name in plan:
+            tally = _StreamTally(plan, name)
+            try:
+                with _unreported():  # the candidate's run starts on next()
+                    chunks = iter(
+                        self._candidate(name, request).stream(
+                            messages, _SILENT, stop=request.stop, **request.call_kwargs
+                        )
+                    )
+                    chunk = next(chunks, None)
+                while chunk is not None:
+                    yield from tally.feed(chunk)
+                    chunk = next(chunks, None)
+            except Exception as exc:
+                if tally.started:
+                    raise plan.interrupted(name, exc, tally) from exc
+                if not plan.failed(name, exc, tally.usage(), streamed=tally.total, stream=True):
+                    raise
+                continue
+            yield from tally.finish()
+            return
+        raise plan.exhausted()
 
     async def _astream(
         self,
@@ -665,25 +816,337 @@ class RouterChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        async for chunk in self._aanswer_stream(messages, stop, _CANDIDATE_CONFIG, kwargs):
-            yield ChatGenerationChunk(message=chunk)
+        request = self._prepare(stop, kwargs)
+        plan = self._plan(await self._aroute(messages, request, run_manager), messages)
+        for name in plan:
+            tally = _StreamTally(plan, name)
+            try:
+                with _unreported():
+                    chunks = aiter(
+                        self._candidate(name, request).astream(
+                            messages, _SILENT, stop=request.stop, **request.call_kwargs
+                        )
+                    )
+                    chunk = await anext(chunks, None)
+                while chunk is not None:
+                    for out in tally.feed(chunk):
+                        yield out
+                    chunk = await anext(chunks, None)
+            except Exception as exc:
+                if tally.started:
+                    raise plan.interrupted(name, exc, tally) from exc
+                if not plan.failed(name, exc, tally.usage(), streamed=tally.total, stream=True):
+                    raise
+                continue
+            for out in tally.finish():
+                yield out
+            return
+        raise plan.exhausted()
 
 
-@dataclass
+@contextmanager
+def _unreported() -> Iterator[None]:
+    """Keep the candidate's own run out of every callback and trace.
+
+    An explicit empty callback list is not enough: the enclosing runnable's config and the
+    handlers registered through context variables (``get_usage_metadata_callback``,
+    ``tracing_v2_enabled``, ``collect_runs``) and LangSmith's environment switch attach to
+    every run configured in this context.
+    The candidate's run is configured on its first call or chunk, inside this block.
+    """
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    try:  # private to langchain-core: without it, only the registered handlers stay on
+        from langchain_core.tracers.context import _configure_hooks
+    except ImportError:  # pragma: no cover - depends on the langchain-core version
+        _configure_hooks = []
+
+    # The enclosing runnable's config (a chain's or a graph's callbacks) also rides in a
+    # context variable that every runnable merges into its own.
+    hooks: list[Any] = [var_child_runnable_config, *(hook[0] for hook in _configure_hooks)]
+    tokens = [(var, var.set(None)) for var in hooks]
+    try:
+        with tracing_context(enabled=False):
+            yield
+    finally:
+        for var, token in reversed(tokens):
+            var.reset(token)
+
+
+def _count_openai(messages: Sequence[BaseMessage], tools: Any, *, model_id: str) -> int:
+    from langchain_llmrouter.tokens import count_message_tokens
+
+    return count_message_tokens(messages, model_id, tools=tools)
+
+
+def _is_openai_chat_model(model: BaseChatModel) -> bool:
+    from langchain_openai.chat_models.base import BaseChatOpenAI
+
+    return isinstance(model, BaseChatOpenAI)
+
+
+def _has_output(chunk: AIMessageChunk) -> bool:
+    """Whether a chunk carries answer content: text, a tool-call delta or a content block.
+
+    Role-only and metadata-only chunks do not: a stream may still fall back after them.
+    """
+    if chunk.tool_call_chunks or chunk.text:
+        return True
+    return isinstance(chunk.content, list) and any(
+        block
+        for block in chunk.content
+        if not (isinstance(block, dict) and block.get("text") == "")
+    )
+
+
+class _Request:
+    """One call's keywords, split: routing options, tool arguments, the candidate's own."""
+
+    def __init__(
+        self,
+        options: dict[str, Any],
+        tool_args: dict[str, Any],
+        call_kwargs: dict[str, Any],
+        stop: list[str] | None,
+        parent_run: tuple[Any, RunnableConfig] | None = None,
+    ) -> None:
+        self.parent_run = parent_run
+        self.options = options
+        self.tool_args = tool_args
+        self.call_kwargs = call_kwargs
+        self.stop = stop
+
+
+class _AttemptPlan:
+    """The candidates one request tries, and what each attempt did.
+
+    Every generation path iterates it, reports each failure to `failed` (which decides
+    whether to go on), and builds its answer's routing metadata from it.
+    """
+
+    def __init__(
+        self, owner: RouterChatModel, decision: RoutingDecision, messages: list[BaseMessage]
+    ) -> None:
+        self.owner = owner
+        self.decision = decision
+        self.messages = messages
+        self.order, self.skipped = plan_attempts(
+            decision.ranking, max_attempts=1 + owner.max_fallbacks, health=owner._health
+        )
+        self.attempts: list[Attempt] = []
+        self.failures: list[tuple[str, BaseException]] = []
+        self._position = 0
+        self._started = 0.0
+
+    def __iter__(self) -> Iterator[str]:
+        while self._position < len(self.order):
+            name = self.order[self._position]
+            self._position += 1
+            self._started = time.perf_counter()
+            yield name
+
+    def _elapsed(self) -> float:
+        return time.perf_counter() - self._started
+
+    def _cost(self, name: str, usage: dict[str, Any] | None) -> float | None:
+        if not usage:
+            return None
+        return self.owner.pool[name].estimate_cost(
+            usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+        )
+
+    def failed(
+        self,
+        name: str,
+        exc: BaseException,
+        usage: dict[str, Any] | None = None,
+        *,
+        streamed: AIMessageChunk | None = None,
+        stream: bool = False,
+    ) -> bool:
+        """Record a failed attempt; return whether to try the next candidate.
+
+        ``stream`` says the attempt was streamed, ``streamed`` is what arrived of it.
+        """
+        kind = classify_failure(exc)
+        cost = self._cost(name, usage)
+        estimated = False
+        if cost is None and provider_did_work(exc):
+            # The provider may bill a call it ran even though the answer never arrived: a
+            # cut stream, the prompt and the tokens seen; otherwise the router's estimate.
+            estimated = True
+            if stream:
+                from langchain_llmrouter.tokens import count_message_tokens, count_text_tokens
+
+                model_id = self.owner.pool[name].model
+                seen = count_text_tokens(streamed.text, model_id) if streamed is not None else 0
+                prompt = count_message_tokens(self.messages, model_id)
+                cost = self.owner.pool[name].estimate_cost(prompt, seen)
+            else:
+                cost = self.decision.costs.get(name, 0.0)
+        elif cost is None:
+            cost = 0.0
+        self.attempts.append(
+            Attempt(
+                model=name,
+                latency_s=self._elapsed(),
+                error=kind,
+                message=f"{type(exc).__name__}: {exc}",
+                usage=dict(usage) if usage else None,
+                cost=cost,
+                cost_estimated=estimated,
+            )
+        )
+        self.failures.append((name, exc))
+        owner = self.owner
+        if kind == "caller":
+            return False
+        owner._health.record_failure(name)
+        if owner.max_fallbacks == 0 or not isinstance(exc, owner.fallback_on):
+            return False
+        if kind == "context_length":
+            windows = {n: owner.pool[n].context_window for n in self.order}
+            rest = larger_context(self.order[self._position :], name, windows)
+            self.order = self.order[: self._position] + rest
+        logger.warning("candidate %s failed (%s: %s); trying the next one", name, kind, exc)
+        return True
+
+    def interrupted(self, name: str, exc: BaseException, tally: _StreamTally) -> PartialStreamError:
+        """Record a stream that failed after sending text; the error to raise."""
+        self.failed(name, exc, tally.usage(), streamed=tally.total, stream=True)
+        return PartialStreamError(
+            name, exc, partial=tally.total, decision=self.decision, attempts=self.attempts
+        )
+
+    def exhausted(self) -> AllCandidatesFailedError:
+        """The error when every planned attempt failed."""
+        error = AllCandidatesFailedError(
+            self.failures, attempts=self.attempts, decision=self.decision
+        )
+        error.__cause__ = self.failures[-1][1] if self.failures else None
+        return error
+
+    def succeeded(self, name: str, message: BaseMessage | None) -> None:
+        """Record the attempt that answered."""
+        usage = getattr(message, "usage_metadata", None) if message is not None else None
+        self.attempts.append(
+            Attempt(
+                model=name,
+                latency_s=self._elapsed(),
+                usage=dict(usage) if usage else None,
+                cost=self._cost(name, usage),
+            )
+        )
+        self.owner._health.record_success(name)
+
+    def routing(self, answered_by: str) -> dict[str, Any]:
+        """The decision and what happened before the answer (the first chunk's metadata)."""
+        meta = self.decision.to_metadata()
+        meta.update(
+            chosen=self.decision.model,
+            model=answered_by,
+            fallback=bool(self.failures),
+            failed=[
+                {"model": m, "error": f"{type(e).__name__}: {e}", "kind": classify_failure(e)}
+                for m, e in self.failures
+            ],
+            skipped=list(self.skipped),
+        )
+        return meta
+
+    def final(self) -> dict[str, Any]:
+        """Every attempt and the dollars they cost (known once the answer is complete).
+
+        ``actual_cost`` adds the failed attempts' cost (reported, or the router's estimate
+        where the provider ran the call but no usage came back) to the answer's, and is
+        None when the answering candidate reported no usage.
+        """
+        answer = self.attempts[-1]
+        total = None
+        if answer.cost is not None:
+            total = answer.cost + sum(a.cost or 0.0 for a in self.attempts[:-1])
+        return {"attempts": [a.to_metadata() for a in self.attempts], "actual_cost": total}
+
+    def gateway(self, name: str) -> dict[str, Any]:
+        """Who answered, for the tracer (it renames the run after this candidate)."""
+        model = self.owner.pool.chat_model(name)
+        try:
+            provider = model._get_ls_params().get("ls_provider") or "llmrouter"
+        except Exception:  # a third-party model's tracing hook must not break an answer
+            provider = "llmrouter"
+        return {
+            "model": self.owner.pool[name].model,
+            "provider": provider,
+            "router": self.decision.router,
+            "candidate": name,
+            "chosen": self.decision.model,
+        }
+
+    def result(self, name: str, message: BaseMessage) -> ChatResult:
+        """The `ChatResult` of an answered (non-streamed) request."""
+        self.succeeded(name, message)
+        if not isinstance(message, AIMessage):
+            message = AIMessage(content=message.content)
+        routing = {**self.routing(name), **self.final()}
+        message = message.model_copy(
+            update={"response_metadata": {**message.response_metadata, "routing": routing}}
+        )
+        return ChatResult(
+            generations=[
+                ChatGeneration(message=message, generation_info={_GATEWAY_KEY: self.gateway(name)})
+            ],
+            llm_output={"routing": routing},
+        )
+
+
 class _StreamTally:
-    """What one streamed attempt has produced so far."""
+    """One streamed attempt: holds chunks until the first content, then passes them on."""
 
-    started: bool = False
-    finished: bool = False
-    total: AIMessageChunk | None = None
+    def __init__(self, plan: _AttemptPlan, name: str) -> None:
+        self.plan = plan
+        self.name = name
+        self.started = False
+        self.held: list[AIMessageChunk] = []
+        self.total: AIMessageChunk | None = None
 
+    def usage(self) -> dict[str, Any] | None:
+        usage = self.total.usage_metadata if self.total is not None else None
+        return dict(usage) if usage else None
 
-def _merged(chunks: list[AIMessageChunk]) -> AIMessage:
-    if not chunks:
-        raise ValueError("the candidate's stream yielded nothing")
-    total = functools.reduce(operator.add, chunks)
-    return message_chunk_to_message(total)  # type: ignore[return-value]
+    def feed(self, chunk: BaseMessage) -> list[ChatGenerationChunk]:
+        """Take one chunk of the candidate's; return those to pass on now."""
+        if not isinstance(chunk, AIMessageChunk):
+            chunk = AIMessageChunk(content=chunk.content)
+        if chunk.chunk_position == "last":  # this model's own last chunk ends the stream
+            chunk = chunk.model_copy(update={"chunk_position": None})
+        self.total = chunk if self.total is None else self.total + chunk
+        if self.started:
+            return [ChatGenerationChunk(message=chunk)]
+        self.held.append(chunk)
+        if not _has_output(chunk):
+            return []
+        self.started = True
+        return self._release()
 
+    def _release(self) -> list[ChatGenerationChunk]:
+        held, self.held = self.held or [AIMessageChunk(content="")], []
+        first = held[0]
+        routing = self.plan.routing(self.name)
+        held[0] = first.model_copy(
+            update={"response_metadata": {**first.response_metadata, "routing": routing}}
+        )
+        return [ChatGenerationChunk(message=c) for c in held]
 
-def _as_chunk(message: AIMessage) -> AIMessageChunk:
-    return AIMessageChunk(**message.model_dump(exclude={"type"}), chunk_position="last")
+    def finish(self) -> list[ChatGenerationChunk]:
+        """The stream ended well: release what is held, then the last chunk with the cost."""
+        out = [] if self.started else self._release()
+        self.plan.succeeded(self.name, self.total)
+        last = AIMessageChunk(
+            content="", chunk_position="last", response_metadata={"routing": self.plan.final()}
+        )
+        out.append(
+            ChatGenerationChunk(
+                message=last, generation_info={_GATEWAY_KEY: self.plan.gateway(self.name)}
+            )
+        )
+        return out

@@ -3,15 +3,16 @@
 LLMRouter's config files load unchanged: its keys ``data_path``, ``hparam``,
 ``model_path`` and ``api_endpoint`` mean the same here; its keys that have no
 meaning here are accepted with a warning; any other unknown key is an error that
-names the file, the line and the key. Relative paths are looked up from the
-working directory first, then from the config file's directory.
+names the file, the line and the key. A relative path in a router or bench config
+resolves against the config file's folder, wherever the command runs (see `FileConfig.resolve`).
 """
 
 from __future__ import annotations
 
+import os
 import warnings
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -88,22 +89,74 @@ class EmbeddingConfig(_Strict):
 class _FileConfig(_Strict):
     """What every config file has: an embedder, and paths resolved against its location."""
 
+    paths_relative_to_config: ClassVar[bool] = False
+    """True: relative paths resolve against the config file's folder (router and bench
+    configs). False: the working directory first, then the config's folder (the rule that
+    companion configs such as ``data_pipeline``'s keep)."""
+
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     """Query embedder."""
     source: Path | None = Field(default=None, exclude=True)
     """The file this config came from (set by `load_config`)."""
 
     def resolve(self, value: str | None, *, what: str, must_exist: bool = True) -> Path | None:
-        """Resolve a relative path: working directory first, then the config's directory."""
+        """Resolve a path written in this config.
+
+        Absolute and ``~`` paths are taken as they are. With `paths_relative_to_config`, a
+        relative path resolves against the config file's folder, for inputs and outputs
+        alike, so a config means the same from any working directory. A path that exists
+        only relative to the working directory (the old rule) is still used, with a
+        `FutureWarning` that says how to rewrite it. A config built in code (no file)
+        resolves against the working directory.
+
+        Args:
+            value: The path as written in the config (None passes through).
+            what: The config key, for messages (``data_path.llm_data``).
+            must_exist: False for outputs and directories that may not exist yet.
+
+        Raises:
+            ConfigError: ``must_exist`` and the file is not there.
+        """
         if value is None:
             return None
         path = Path(value).expanduser()
         if path.is_absolute():
-            candidates = [path]
-        else:
-            candidates = [Path.cwd() / path]
-            if self.source is not None:
-                candidates.append(self.source.parent / path)
+            return self._checked([path], what=what, must_exist=must_exist)
+        if self.source is None:
+            return self._checked([Path.cwd() / path], what=what, must_exist=must_exist)
+        if not self.paths_relative_to_config:
+            candidates = [Path.cwd() / path, self.source.parent / path]
+            return self._checked(candidates, what=what, must_exist=must_exist)
+        # resolve(): "configs/train/../../models/x" becomes one readable absolute path, with
+        # ".." taken after symlinks as the operating system would.
+        here = (self.source.parent / path).resolve()
+        if here.exists():
+            return here
+        legacy = Path.cwd() / path
+        if legacy.exists():
+            # Configs written for the old rule (working directory first), and LLMRouter's,
+            # whose paths are relative to its repository root, keep working for now.
+            suggestion = os.path.relpath(legacy.resolve(), self.source.parent.resolve())
+            warnings.warn(
+                f"{self.source}: {what} {value!r} was found relative to the working directory "
+                f"({legacy}), not to the config's folder ({here} does not exist). Paths in a "
+                f"config resolve against its folder; write {suggestion!r} instead (the "
+                "working-directory fallback, for older and LLMRouter configs, is deprecated).",
+                FutureWarning,
+                stacklevel=2,
+            )
+            return legacy
+        if not must_exist:
+            return here
+        raise ConfigError(
+            f"file not found: {here} (a relative path in a config is relative to the "
+            f"config's folder, {self.source.parent.resolve()})",
+            path=self.source,
+            field=what,
+        )
+
+    def _checked(self, candidates: list[Path], *, what: str, must_exist: bool) -> Path:
+        """The first candidate that exists; else the first one, or an error naming them all."""
         for candidate in candidates:
             if candidate.exists():
                 return candidate
@@ -133,6 +186,8 @@ FileConfigT = TypeVar("FileConfigT", bound=_FileConfig)
 
 class RouterConfig(_FileConfig):
     """A router's training/inference config."""
+
+    paths_relative_to_config: ClassVar[bool] = True
 
     router: str | None = None
     """Router name; the CLI's ``--router`` must agree when both are given."""
@@ -164,6 +219,8 @@ class RouterConfig(_FileConfig):
 
 class BenchConfig(_FileConfig):
     """A benchmark: routers to train and compare on one train/test pair."""
+
+    paths_relative_to_config: ClassVar[bool] = True
 
     data_path: DataPaths
     """Train, test and candidate files."""

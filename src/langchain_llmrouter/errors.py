@@ -124,3 +124,24 @@ class GraphRouterError(LLMRouterError, TypeError):
             f"a single routing decision. Run it as a graph: router.as_graph(candidates), or "
             f"RouterGraphChatModel(graph=router.as_graph(candidates)) as a chat model."
         )
+
+
+class InvalidOptionError(LLMRouterError, ValueError):
+    """A per-call routing option (``cost_weight``, ``budget``, ...) has a bad value or name."""
+
+
+class GraphInputError(LLMRouterError, ValueError):
+    """A router graph was given an input it cannot answer.
+
+    A graph takes ``{"question": "<text>"}`` or ``{"messages": [...]}`` (a list of messages,
+    message dicts or ``(role, text)`` tuples with at least one human message); the message
+    says which of these it got instead.
+    """
+
+
+class GraphToolCallingError(LLMRouterError, NotImplementedError):
+    """`RouterGraphChatModel` was asked to call tools or to return structured output.
+
+    The message says why it cannot and what to use instead. A `NotImplementedError`, like
+    LangChain's own answer for a chat model without tool calling.
+    """

@@ -76,3 +76,12 @@ class TestRouterChatModelIntegration(ChatModelIntegrationTests):
         super().test_unicode_tool_call_integration(
             model, tool_choice=tool_choice, force_tool_call=force_tool_call
         )
+
+    @pytest.mark.xfail(
+        reason="scripted server: in JSON mode (response_format json_object) the request carries "
+        "no schema, so the server answers {'answer': ...}; tests/unit/test_request_path.py "
+        "checks json_mode against a server scripted with the right JSON",
+        strict=True,
+    )
+    def test_json_mode(self, model: RouterChatModel) -> None:
+        super().test_json_mode(model)

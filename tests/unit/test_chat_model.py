@@ -94,11 +94,14 @@ class RecordingRouter(BaseRouter):
 
 
 class RunRecorder(BaseCallbackHandler):
-    """Records chat-model starts and ends with their run ids and parents."""
+    """Records chat-model runs (starts, ends, the candidate named at the end) and chain runs."""
 
     def __init__(self) -> None:
         self.starts: list[dict[str, Any]] = []
         self.ends: list[UUID] = []
+        self.gateways: list[dict[str, Any]] = []
+        self.chains: list[tuple[str, UUID | None, Any]] = []
+        self._chains: dict[UUID, tuple[str, UUID | None]] = {}
 
     def on_chat_model_start(
         self,
@@ -121,6 +124,26 @@ class RunRecorder(BaseCallbackHandler):
 
     def on_llm_end(self, response: Any, *, run_id: UUID, **kwargs: Any) -> None:
         self.ends.append(run_id)
+        for generations in response.generations:
+            for generation in generations:
+                info = generation.generation_info or {}
+                if "lc_gateway_metadata" in info:
+                    self.gateways.append(info["lc_gateway_metadata"])
+
+    def on_chain_start(
+        self,
+        serialized: Any,
+        inputs: Any,
+        *,
+        run_id: UUID,
+        parent_run_id: UUID | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self._chains[run_id] = (kwargs.get("name") or "", parent_run_id)
+
+    def on_chain_end(self, outputs: Any, *, run_id: UUID, **kwargs: Any) -> None:
+        name, parent = self._chains.pop(run_id)
+        self.chains.append((name, parent, outputs))
 
 
 class GetWeather(BaseModel):
@@ -503,7 +526,8 @@ def test_with_structured_output_pydantic(
     served_call = served.calls[-1]
     assert served_call.tools is not None
     assert [t["function"]["name"] for t in served_call.tools] == ["Answer"]
-    assert served_call.body["tool_choice"] == "required"
+    # As on ChatOpenAI: the schema's tool is forced by name.
+    assert served_call.body["tool_choice"] == {"type": "function", "function": {"name": "Answer"}}
 
     raw = llm.with_structured_output(Answer, include_raw=True).invoke("How sure are you?")
     assert raw["parsed"] == result
@@ -521,7 +545,7 @@ def assert_answered_by_tool(message: BaseMessage, pool: CandidatePool) -> None:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_callbacks_see_one_run_the_chosen_candidates(
+async def test_callbacks_see_one_chat_model_run_with_the_router_as_its_child(
     mode: str, llm: RouterChatModel, pool: CandidatePool, served: FakeOpenAIServer
 ) -> None:
     recorder = RunRecorder()
@@ -529,11 +553,18 @@ async def test_callbacks_see_one_run_the_chosen_candidates(
     chosen = routing(message)["model"]
     [run] = recorder.starts
     assert run["parent_run_id"] is None
-    assert run["metadata"]["ls_provider"] == "openai"
-    assert run["metadata"]["ls_model_name"] == model_id(pool, chosen)
+    assert run["metadata"]["ls_provider"] == "llmrouter"
+    assert run["metadata"]["ls_model_name"] == "llmrouter/knnrouter"
     assert run["metadata"]["llmrouter_router"] == "knnrouter"
-    assert run["metadata"]["llmrouter_model"] == chosen
     assert recorder.ends == [run["run_id"]]
+    # The router is a child run whose output is the decision.
+    [(name, parent, output)] = recorder.chains
+    assert (name, parent) == ("knnrouter", run["run_id"])
+    assert output.model == chosen
+    # The run ends naming the candidate that answered (the tracer promotes this).
+    [gateway] = recorder.gateways
+    assert gateway["model"] == model_id(pool, chosen)
+    assert gateway["provider"] == "openai"
     assert [c.model for c in served.calls] == [model_id(pool, chosen)]
 
 

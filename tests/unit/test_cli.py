@@ -12,9 +12,12 @@ import contextlib
 import io
 import json
 import os
+import re
+import shlex
 import shutil
 import subprocess
 import sys
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -226,11 +229,30 @@ def test_list_routers_lists_the_builtins_with_their_kind() -> None:
     assert lines[1 + len(BUILTIN)].startswith("plugin routers")
 
 
-def test_no_verb_prints_help() -> None:
+def test_list_routers_alias_with_an_underscore() -> None:
+    """``llmrouter list_routers`` (the spelling of its ``python -m`` module) is the same verb."""
+    alias, verb = cli("list_routers"), cli("list-routers")
+    assert alias.code == 0, alias
+    assert alias.out == verb.out and alias.out.startswith("built-in routers:")
+
+
+def test_no_verb_exits_2_with_usage() -> None:
     result = cli()
-    assert result.code == 0
-    for verb in ("train", "infer", "eval", "bench", "list-routers"):
-        assert verb in result.out
+    assert result.code == 2
+    assert result.out == ""
+    assert result.err.startswith("usage: llmrouter ")
+    line = assert_user_error(result, "one of", "llmrouter --help")
+    for verb in ("train", "infer", "eval", "bench", "chat", "list-routers"):
+        assert verb in line
+
+
+def test_help_still_lists_every_verb(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for verb in ("train", "infer", "eval", "bench", "chat", "list-routers (list_routers)"):
+        assert verb in out
 
 
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
@@ -312,7 +334,7 @@ def test_train_quiet_prints_only_the_summary(slices: Slices, tmp_path: Path) -> 
 def test_train_relative_paths_resolve_from_the_config_folder(
     slices: Slices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Data next to the config is found from any working directory; the output goes to the CWD."""
+    """Inputs and the output of a config are relative to its folder, from any working directory."""
     project = tmp_path / "project"
     (project / "data").mkdir(parents=True)
     shutil.copy(slices.llm, project / "data" / "llm.json")
@@ -321,18 +343,118 @@ def test_train_relative_paths_resolve_from_the_config_folder(
         {
             "router": "smallest_llm",
             "data_path": {"llm_data": "../data/llm.json"},
-            "model_path": {"save_model_path": "models/smallest"},
+            "model_path": {"save_model_path": "../models/smallest"},
         },
     )
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    result = cli("train", "--router", "smallest_llm", "--config", config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # no fallback to the working directory
+        result = cli("train", "--router", "smallest_llm", "--config", config)
     assert result.code == 0, result
     assert "setting it up from the 14 candidates" in result.out
-    saved = work / "models" / "smallest"
+    saved = project / "models" / "smallest"
     assert json.loads(result.out.splitlines()[-1])["saved_to"] == str(saved)
     assert load_router(saved).route("hi").model == SMALLEST
+    assert not (work / "models").exists()
+
+    # An inference config in another folder finds the saved router the same way.
+    infer = write_yaml(
+        project / "configs" / "infer" / "smallest.yaml",
+        {
+            "router": "smallest_llm",
+            "data_path": {"llm_data": "../../data/llm.json"},
+            "model_path": {"load_model_path": "../../models/smallest"},
+        },
+    )
+    result = cli(
+        "infer", "--router", "smallest_llm", "--config", infer, "--route-only", "--query", "hi"
+    )
+    assert result.code == 0, result
+    assert json.loads(result.out)["model_name"] == SMALLEST
+
+
+def test_config_written_for_the_working_directory_still_works_with_a_warning(
+    slices: Slices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The old rule (working directory first): still honoured, with a FutureWarning that says
+    what to write instead; a new output goes next to the config."""
+    project = tmp_path / "project"
+    (project / "data").mkdir(parents=True)
+    shutil.copy(slices.llm, project / "data" / "llm.json")
+    config = write_yaml(
+        project / "configs" / "old.yaml",
+        {
+            "router": "smallest_llm",
+            "data_path": {"llm_data": "data/llm.json"},  # relative to the project root
+            "model_path": {"save_model_path": "models/smallest"},
+        },
+    )
+    monkeypatch.chdir(project)
+    with pytest.warns(FutureWarning) as caught:
+        result = cli("train", "--router", "smallest_llm", "--config", config)
+    assert result.code == 0, result
+    (warning,) = [str(w.message) for w in caught if issubclass(w.category, FutureWarning)]
+    assert "data_path.llm_data 'data/llm.json' was found relative to the working directory" in (
+        warning
+    )
+    assert "write '../data/llm.json' instead" in warning
+    assert json.loads(result.out.splitlines()[-1])["saved_to"] == str(
+        project / "configs" / "models" / "smallest"
+    )
+
+
+class _Terminal(io.StringIO):
+    """A captured stderr that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_train_shows_embedding_progress(
+    slices: Slices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a terminal: a bar rewritten in place per chunk; in a log: lines a person can follow;
+    a warm cache says so. Progress goes to stderr, so stdout stays the summary."""
+    from langchain_llmrouter.cli import progress
+
+    monkeypatch.setenv("LLMROUTER_CACHE_DIR", str(tmp_path / "empty_cache"))
+    monkeypatch.setattr(progress, "CHUNK", 32)
+    config = knn_config(slices, tmp_path / "c.yaml", tmp_path / "m", api_endpoint=None)
+
+    out, err = io.StringIO(), _Terminal()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        assert main(["train", "--router", "knnrouter", "--config", str(config)]) == 0
+    text = err.getvalue()
+    assert text.startswith(f"embedding {N_TRAIN} queries with all-MiniLM-L6-v2\n")
+    # (Loading the model may draw a bar of its own, from transformers.)
+    updates = [u.split("]")[0] for u in text.split("\r") if u.startswith("  [")]
+    assert len(updates) == 4  # 120 queries in chunks of 32
+    assert updates[-1] == "  [" + "#" * 30
+    for done in ("32/120 (26%)", "64/120 (53%)", "96/120 (80%)", "120/120 (100%)"):
+        assert done in text
+    assert re.search(rf"\nembedded {N_TRAIN} queries in [0-9.]+ s \([0-9,]+/s\)\n$", text)
+    assert "queries with all-MiniLM" not in out.getvalue()
+    assert json.loads(out.getvalue().splitlines()[-1])["train_queries"] == N_TRAIN
+
+    # Not a terminal (a log file, CI): whole lines, no carriage returns; then a warm cache.
+    monkeypatch.setenv("LLMROUTER_CACHE_DIR", str(tmp_path / "another_empty_cache"))
+    monkeypatch.setattr(progress, "LOG_EVERY_S", 0.0)
+    result = cli("train", "--router", "knnrouter", "--config", config)
+    assert result.code == 0, result
+    assert "\r" not in result.err
+    lines = result.err.splitlines()
+    assert lines[0] == f"embedding {N_TRAIN} queries with all-MiniLM-L6-v2"
+    assert [line.split()[0] for line in lines[1:4]] == ["32/120", "64/120", "96/120"]
+    assert lines[4].startswith(f"embedded {N_TRAIN} queries in ")
+    result = cli("train", "--router", "knnrouter", "--config", config)
+    assert result.err.splitlines() == [
+        f"the {N_TRAIN} query embeddings came from the cache in {tmp_path / 'another_empty_cache'}"
+    ]
+    # --quiet: the summary alone.
+    result = cli("train", "--router", "knnrouter", "--config", config, "--quiet")
+    assert result.err == "" and len(result.out.splitlines()) == 1
 
 
 def test_train_bad_hparam_names_hparam_k(slices: Slices, tmp_path: Path) -> None:
@@ -670,6 +792,81 @@ def test_infer_trainable_router_without_a_saved_model(slices: Slices, tmp_path: 
         str(tmp_path / "never_trained"),
         f"llmrouter train --router knnrouter --config {config}",
     )
+
+
+def _project_with_shipped_layout(slices: Slices, root: Path) -> Path:
+    """A project laid out like this repository: configs/{train,infer}/knnrouter.yaml, paths
+    relative to each file, the router saved to and loaded from <project>/models/knnrouter."""
+    (root / "data").mkdir(parents=True)
+    for source, name in ((slices.llm, "llm.json"), (slices.train_jsonl, "train.jsonl")):
+        shutil.copy(source, root / "data" / name)
+    data = {"llm_data": "../../data/llm.json", "routing_data_train": "../../data/train.jsonl"}
+    write_yaml(
+        root / "configs" / "train" / "knnrouter.yaml",
+        {
+            "router": "knnrouter",
+            "data_path": data,
+            "hparam": {"k": K},
+            "model_path": {"save_model_path": "../../models/knnrouter"},
+        },
+    )
+    write_yaml(
+        root / "configs" / "infer" / "knnrouter.yaml",
+        {
+            "router": "knnrouter",
+            "data_path": data,  # has training data but no save path: not the one to train with
+            "model_path": {"load_model_path": "../../models/knnrouter"},
+        },
+    )
+    return root
+
+
+def test_not_trained_hint_names_the_train_config_that_works(
+    slices: Slices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _project_with_shipped_layout(slices, tmp_path / "project")
+    monkeypatch.chdir(project)
+    infer = ("--router", "knnrouter", "--config", "configs/infer/knnrouter.yaml")
+    hint = "llmrouter train --router knnrouter --config configs/train/knnrouter.yaml"
+    for verb, extra in (("eval", ()), ("infer", ("--route-only", "--query", "q"))):
+        result = cli(verb, *infer, *extra)
+        line = assert_user_error(result, f"no trained knnrouter at {project / 'models/knnrouter'}")
+        assert line.endswith(f"run `{hint}` first"), line
+
+    # The hint, typed as it is, trains the router the inference config loads.
+    result = cli(*shlex.split(hint)[1:])
+    assert result.code == 0, result
+    result = cli("infer", *infer, "--route-only", "--query", slices.test[0]["question"])
+    assert result.code == 0, result
+    assert json.loads(result.out)["model_name"] in ROUTERDC_CANDIDATES
+
+
+def test_not_trained_hint_from_elsewhere_and_with_load_model_path(
+    slices: Slices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = _project_with_shipped_layout(slices, tmp_path / "project")
+    infer_config = project / "configs" / "infer" / "knnrouter.yaml"
+    train_config = project / "configs" / "train" / "knnrouter.yaml"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    base = f"llmrouter train --router knnrouter --config {train_config}"
+
+    result = cli("infer", "--router", "knnrouter", "--config", infer_config, "--query", "q")
+    assert assert_user_error(result).endswith(f"run `{base}` first")
+    # Loading from somewhere else: the train config, told to save there.
+    result = cli(
+        "infer",
+        "--router",
+        "knnrouter",
+        "--config",
+        infer_config,
+        "--load-model-path",
+        "mine/knn",
+        "--query",
+        "q",
+    )
+    line = assert_user_error(result, "no trained knnrouter at mine/knn")
+    assert line.endswith(f"run `{base} --save mine/knn` first"), line
 
 
 def test_infer_load_model_path_overrides_the_config(
@@ -1133,6 +1330,33 @@ def test_console_script_list_routers() -> None:
     assert "thresholdrouter" in plugins
 
 
+def test_output_into_a_closed_pipe_exits_without_a_traceback() -> None:
+    """`llmrouter list-routers | head`: the reader leaves early; no BrokenPipeError traceback."""
+    # Deterministic: the read end is closed before the process writes its first line.
+    proc = subprocess.Popen(
+        [_console_script(), "list-routers"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=os.environ.copy(),
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 1, err  # the Python docs' status for EPIPE
+    assert err == ""
+
+    # As a person types it.
+    shell = subprocess.run(
+        ["bash", "-c", f"{shlex.quote(_console_script())} list-routers | head -1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=os.environ.copy(),
+    )
+    assert shell.stdout == "built-in routers:\n"
+    assert "Traceback" not in shell.stderr and "BrokenPipe" not in shell.stderr, shell.stderr
+
+
 def test_python_m_train_and_exit_status(slices: Slices, tmp_path: Path) -> None:
     config = write_yaml(
         tmp_path / "smallest.yaml",
@@ -1278,3 +1502,87 @@ def test_train_knn_multiround_router_trains_its_knn_part(slices: Slices, tmp_pat
     query = slices.test[0]["question"]
     knn = load_router(save).route(query).model  # still routes a whole query as a kNN router
     assert knn in ROUTERDC_CANDIDATES
+
+
+# --- make demo and CI --------------------------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _make_variable(makefile: str, name: str) -> str:
+    match = re.search(rf"^{name}\s*\??=\s*(.*)$", makefile, re.MULTILINE)
+    assert match, f"the Makefile sets no {name}"
+    return match.group(1).strip()
+
+
+def _make_rule(makefile: str, target: str) -> tuple[str, str]:
+    """(prerequisites, recipe) of ``target``."""
+    match = re.search(rf"^{re.escape(target)}:([^\n]*)\n((?:\t[^\n]*\n?)*)", makefile, re.MULTILINE)
+    assert match, f"the Makefile has no rule for {target}"
+    return match.group(1), match.group(2)
+
+
+def test_make_demo_installs_the_optional_dependencies_of_every_router_it_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every extra that a router of configs/bench/routerdc.yaml (and the plugin example it
+    includes) asks for through `import_optional` is one the demo target installs: the check
+    that a fresh `make demo` does not stop after training eight routers."""
+    import inspect
+    import tomllib
+
+    from langchain_llmrouter.config import load_bench_config
+    from langchain_llmrouter.routers.registry import get_router_class
+
+    monkeypatch.chdir(REPO)  # the plugin example is found in ./custom_routers/, as by make demo
+    makefile = (REPO / "Makefile").read_text(encoding="utf-8")
+    extras = set(
+        tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    )
+    installed = {e.strip() for e in _make_variable(makefile, "DEMO_EXTRAS").split(",") if e.strip()}
+    assert installed <= extras
+
+    prerequisites, recipe = _make_rule(makefile, "demo")
+    assert prerequisites.split() == ["$(VENV)/.demo"]  # not the dev extra's stamp
+    _, stamp = _make_rule(makefile, "$(VENV)/.demo")
+    assert 'pip install -q -e ".[$(DEMO_EXTRAS)]"' in stamp
+    assert "llmrouter bench --config configs/bench/routerdc.yaml" in recipe
+
+    needed: dict[str, set[str]] = {}
+    config = load_bench_config(REPO / "configs" / "bench" / "routerdc.yaml")
+    for label, params in config.routers.items():
+        cls = get_router_class(params.get("router", label))
+        for klass in cls.__mro__:
+            module = sys.modules.get(klass.__module__)
+            if module is None or klass.__module__ in ("builtins", "abc", "typing"):
+                continue
+            try:
+                source = inspect.getsource(module)
+            except (OSError, TypeError):
+                continue
+            for extra in re.findall(r'import_optional\([^)]*extra="([\w-]+)"', source, re.S):
+                needed.setdefault(extra, set()).add(label)
+    if "--plot" in recipe:  # the quality-cost plot needs matplotlib
+        needed.setdefault("demo", set()).add("bench --plot")
+    assert needed.get("graph") == {"graphrouter"}  # the scan sees the one we know of
+    missing = {extra: sorted(labels) for extra, labels in needed.items() if extra not in installed}
+    assert not missing, f"make demo runs routers whose extras it does not install: {missing}"
+
+
+def test_ci_runs_the_tests_then_the_demo_in_a_fresh_venv_with_an_empty_cache() -> None:
+    script = (REPO / ".ci" / "run").read_text(encoding="utf-8")
+    commands = [
+        line.strip()
+        for line in script.splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    assert "set -euo pipefail" in commands  # either failing fails CI
+    assert "make test" in commands  # exactly the README's test command
+    (demo,) = [c for c in commands if "make demo" in c and not c.startswith("echo")]
+    assert commands.index("make test") < commands.index(demo)
+    # Its own venv (not the one `make test` filled with the dev extra) and an empty cache.
+    assert re.search(r'\bVENV="\$scratch/venv"', demo), demo
+    assert re.search(r'^LLMROUTER_CACHE_DIR="\$scratch/cache" ', demo), demo
+    assert 'scratch="$(mktemp -d)"' in commands
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "make test   # venv + install with the dev extra" in readme

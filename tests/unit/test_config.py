@@ -87,37 +87,57 @@ def test_every_shipped_config_is_found() -> None:
     assert [p.name for p in BENCH_CONFIGS] == ["routerdc.yaml"]
 
 
+def away_from_the_repository(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Work in ``tmp_path``: the shipped paths must not depend on the working directory.
+
+    The plugin example is then found through ``$LLMROUTER_PLUGINS``, not ``./custom_routers``.
+    """
+    from langchain_llmrouter.routers.registry import PLUGIN_ENV, discover_plugins
+
+    monkeypatch.setenv(PLUGIN_ENV, str(REPO / "custom_routers"))
+    discover_plugins(force=True)
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.mark.parametrize("path", ROUTER_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_shipped_router_config_loads_without_warnings(
-    path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(REPO)  # the shipped paths are relative to the repository root
+    away_from_the_repository(tmp_path, monkeypatch)
     config = load_quietly(path)
 
     assert config.source == path
     assert config.router == path.stem
     assert config.router in available_routers()
     # Every data path given resolves to the shipped example data.
-    llm = config.resolve(config.data_path.llm_data, what="data_path.llm_data")
-    assert llm is not None and llm.resolve() == (shared_data / "default_llm.json").resolve()
-    for key in ("routing_data_train", "routing_data_test"):
-        value = getattr(config.data_path, key)
-        if value is not None:
-            resolved = config.resolve(value, what=f"data_path.{key}")
-            assert resolved is not None and resolved.is_file()
-            assert resolved.parent.resolve() == shared_data.resolve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # found next to the file, not through the CWD fallback
+        llm = config.resolve(config.data_path.llm_data, what="data_path.llm_data")
+        assert llm is not None and llm.resolve() == (shared_data / "default_llm.json").resolve()
+        for key in ("routing_data_train", "routing_data_test"):
+            value = getattr(config.data_path, key)
+            if value is not None:
+                resolved = config.resolve(value, what=f"data_path.{key}")
+                assert resolved is not None and resolved.is_file()
+                assert resolved.parent.resolve() == shared_data.resolve()
     # The hyperparameters are valid for the router the file names.
     router = get_router_class(config.router).from_params(config.hparam, source=str(path))
     for key, value in config.hparam.items():
         assert getattr(router, key) == value
-    # Train configs say where to save; infer configs where to load from.
+    # Train configs say where to save; infer configs where to load from: the same folder,
+    # models/<router> at the repository root, whatever the working directory.
     if path.parent.name == "train":
-        assert config.model_path.save_model_path == f"models/{path.stem}"
+        key = "save_model_path"
     elif path.stem == "router_r1":  # nothing to load: the policy is a served checkpoint
         assert config.model_path.load_model_path is None
+        return
     else:
-        assert config.model_path.load_model_path == f"models/{path.stem}"
+        key = "load_model_path"
         assert config.api_endpoint == "https://integrate.api.nvidia.com/v1"
+    value = getattr(config.model_path, key)
+    assert value == f"../../models/{path.stem}"
+    saved = config.resolve(value, what=f"model_path.{key}", must_exist=False)
+    assert saved == REPO.resolve() / "models" / path.stem
 
 
 def test_shipped_knnrouter_configs_have_the_documented_values() -> None:
@@ -136,9 +156,9 @@ def test_shipped_knnrouter_configs_have_the_documented_values() -> None:
 
 @pytest.mark.parametrize("path", BENCH_CONFIGS, ids=lambda p: p.name)
 def test_shipped_bench_config_loads(
-    path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+    path: Path, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.chdir(REPO)
+    away_from_the_repository(tmp_path, monkeypatch)
     config = load_bench_config(path)
 
     assert isinstance(config, BenchConfig)
@@ -173,7 +193,7 @@ def test_bench_config_is_not_a_router_config() -> None:
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.field == "routers"
-    assert info.value.line == 9
+    assert info.value.line == 10
     assert str(path) in str(info.value)
 
 
@@ -470,7 +490,7 @@ def layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path]
     return config_dir, work_dir
 
 
-def test_relative_path_falls_back_to_the_config_folder(layout: tuple[Path, Path]) -> None:
+def test_relative_path_resolves_against_the_config_folder(layout: tuple[Path, Path]) -> None:
     config_dir, _ = layout
     write(config_dir / "data" / "llm.json", "{}")
     config = load_quietly(write(config_dir / "c.yaml", "data_path: {llm_data: data/llm.json}\n"))
@@ -479,17 +499,44 @@ def test_relative_path_falls_back_to_the_config_folder(layout: tuple[Path, Path]
     )
 
 
-def test_relative_path_prefers_the_working_directory(layout: tuple[Path, Path]) -> None:
+def test_relative_path_prefers_the_config_folder_over_the_working_directory(
+    layout: tuple[Path, Path],
+) -> None:
     config_dir, work_dir = layout
     write(config_dir / "data" / "llm.json", "{}")
     write(work_dir / "data" / "llm.json", "{}")
     config = load_quietly(write(config_dir / "c.yaml", "data_path: {llm_data: data/llm.json}\n"))
-    resolved = config.resolve(config.data_path.llm_data, what="data_path.llm_data")
-    assert resolved is not None
-    assert resolved.resolve() == (work_dir / "data" / "llm.json").resolve()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolved = config.resolve(config.data_path.llm_data, what="data_path.llm_data")
+    assert resolved == config_dir / "data" / "llm.json"
 
 
-def test_relative_path_with_dotdot_from_the_config_folder(layout: tuple[Path, Path]) -> None:
+def test_a_path_only_the_working_directory_has_is_used_with_a_future_warning(
+    layout: tuple[Path, Path],
+) -> None:
+    """The old rule (and LLMRouter's, whose paths are relative to its repository root)."""
+    config_dir, work_dir = layout
+    write(work_dir / "data" / "llm.json", "{}")
+    path = write(config_dir / "c.yaml", "data_path: {llm_data: data/llm.json}\n")
+    config = load_quietly(path)
+    with pytest.warns(FutureWarning) as caught:
+        resolved = config.resolve(config.data_path.llm_data, what="data_path.llm_data")
+    assert resolved is not None and resolved.resolve() == (work_dir / "data" / "llm.json").resolve()
+    (message,) = [str(w.message) for w in caught]
+    assert message.startswith(f"{path}: data_path.llm_data 'data/llm.json' was found relative ")
+    assert "write '../../elsewhere/data/llm.json' instead" in message
+    # The suggestion works: written that way, it resolves without a warning.
+    fixed = load_quietly(
+        write(config_dir / "c.yaml", "data_path: {llm_data: ../../elsewhere/data/llm.json}\n")
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        again = fixed.resolve(fixed.data_path.llm_data, what="data_path.llm_data")
+    assert again is not None and again.resolve() == resolved.resolve()
+
+
+def test_dotdot_paths_come_back_as_one_absolute_path(layout: tuple[Path, Path]) -> None:
     config_dir, _ = layout
     target = write(config_dir.parent / "shared" / "train.json", "[]")
     config = load_quietly(
@@ -498,10 +545,12 @@ def test_relative_path_with_dotdot_from_the_config_folder(layout: tuple[Path, Pa
     resolved = config.resolve(
         config.data_path.routing_data_train, what="data_path.routing_data_train"
     )
-    assert resolved is not None and resolved.resolve() == target.resolve()
+    assert resolved == target.resolve()  # no "configs/../shared" in messages and summaries
 
 
-def test_missing_relative_path_names_field_and_both_places(layout: tuple[Path, Path]) -> None:
+def test_missing_relative_path_names_field_and_the_config_folder(
+    layout: tuple[Path, Path],
+) -> None:
     config_dir, _ = layout
     path = write(config_dir / "c.yaml", "data_path: {routing_data_test: data/test.jsonl}\n")
     config = load_quietly(path)
@@ -511,25 +560,47 @@ def test_missing_relative_path_names_field_and_both_places(layout: tuple[Path, P
     assert error.field == "data_path.routing_data_test"
     assert error.path == str(path)
     message = str(error)
-    assert "file not found" in message
-    assert str(Path.cwd() / "data" / "test.jsonl") in message
-    assert str(config_dir / "data" / "test.jsonl") in message
+    assert f"file not found: {config_dir / 'data' / 'test.jsonl'}" in message
+    assert f"relative to the config's folder, {config_dir}" in message
 
 
-def test_output_path_that_does_not_exist_yet_is_relative_to_the_working_directory(
-    layout: tuple[Path, Path],
-) -> None:
-    config_dir, _ = layout
+def test_output_path_is_relative_to_the_config_folder(layout: tuple[Path, Path]) -> None:
+    config_dir, work_dir = layout
     config = load_quietly(write(config_dir / "c.yaml", "model_path: {save_model_path: out/knn}\n"))
     resolved = config.resolve(
         config.model_path.save_model_path, what="model_path", must_exist=False
     )
-    assert resolved == Path.cwd() / "out" / "knn"
-    # An existing folder next to the config is found there instead.
+    assert resolved == config_dir / "out" / "knn"
+    # A folder an older run left in the working directory is reused (with the warning).
+    (work_dir / "out" / "knn").mkdir(parents=True)
+    with pytest.warns(FutureWarning, match="model_path 'out/knn' was found relative"):
+        legacy = config.resolve(
+            config.model_path.save_model_path, what="model_path", must_exist=False
+        )
+    assert legacy is not None and legacy.resolve() == (work_dir / "out" / "knn").resolve()
+    # Once the folder next to the config exists, it wins.
     (config_dir / "out" / "knn").mkdir(parents=True)
     assert config.resolve(
         config.model_path.save_model_path, what="model_path", must_exist=False
     ) == (config_dir / "out" / "knn")
+
+
+def test_companion_configs_keep_the_working_directory_first(layout: tuple[Path, Path]) -> None:
+    """`FileConfig` subclasses (data_pipeline's) keep their documented rule: CWD, then the file."""
+    from langchain_llmrouter.config import FileConfig, load_yaml_config
+
+    class Companion(FileConfig):
+        data: str
+
+    config_dir, work_dir = layout
+    write(config_dir / "in.json", "{}")
+    write(config_dir / "both.json", "{}")
+    write(work_dir / "both.json", "{}")
+    config = load_yaml_config(Companion, write(config_dir / "p.yaml", "data: in.json\n"))
+    assert config.resolve("in.json", what="data") == config_dir / "in.json"
+    resolved = config.resolve("both.json", what="data")
+    assert resolved is not None and resolved.resolve() == (work_dir / "both.json").resolve()
+    assert config.resolve("new/out", what="data", must_exist=False) == Path.cwd() / "new/out"
 
 
 def test_absolute_and_home_paths(

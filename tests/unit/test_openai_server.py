@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import re
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -17,7 +22,13 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field
 
-from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior, ServedCall
+from langchain_llmrouter.testing import (
+    FAULT_KINDS,
+    FakeOpenAIServer,
+    FaultInjection,
+    ModelBehavior,
+    ServedCall,
+)
 
 
 @pytest.fixture(scope="module")
@@ -327,3 +338,273 @@ def test_strict_models() -> None:
             chat(srv, "unknown").invoke("hi")
         assert error.value.code == "model_not_found"
         assert "known" in str(error.value.message)
+
+
+# --- fault injection ------------------------------------------------------------------------
+
+
+def raw_post(server: FakeOpenAIServer, body: dict) -> tuple[bytes, OSError | None]:
+    """POST over a bare socket; return every byte received and the error that ended it."""
+    url = urllib.parse.urlsplit(server.base_url)
+    data = json.dumps(body).encode()
+    head = (
+        f"POST /v1/chat/completions HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n"
+    )
+    received = b""
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(head.encode() + data)
+        try:
+            while chunk := sock.recv(65536):
+                received += chunk
+        except OSError as exc:
+            return received, exc
+    return received, None
+
+
+def user(text: str) -> list[dict]:
+    return [{"role": "user", "content": text}]
+
+
+def test_fault_injection_validates() -> None:
+    assert FaultInjection(0.5).kinds == FAULT_KINDS
+    assert FaultInjection(0.5, kinds=["429", 500]).kinds == ("429", "500")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="rate"):
+        FaultInjection(1.5)
+    with pytest.raises(ValueError, match="kinds"):
+        FaultInjection(0.1, kinds=("timeout",))
+    with pytest.raises(ValueError, match="kinds"):
+        FaultInjection(0.1, kinds=())
+
+
+def test_error_faults_carry_status_headers_and_openai_json() -> None:
+    faults = FaultInjection(1.0, kinds=("429",), retry_after_s=2)
+    with FakeOpenAIServer(faults=faults) as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="test", max_retries=0)
+        with pytest.raises(openai.RateLimitError) as limited:
+            client.chat.completions.create(model="m", messages=user("hi"))  # type: ignore[arg-type]
+        headers = limited.value.response.headers
+        assert headers["retry-after"] == "2" and headers["retry-after-ms"] == "2000"
+        assert limited.value.code == "rate_limit_exceeded"
+        srv.set_faults(FaultInjection(1.0, kinds=("503",)))
+        with pytest.raises(openai.InternalServerError) as overloaded:
+            chat(srv, "m").invoke("hi")
+        assert overloaded.value.status_code == 503
+        assert overloaded.value.type == "server_error"
+        assert "overloaded" in overloaded.value.message
+        srv.set_faults(FaultInjection(1.0, kinds=("500",)))
+        with pytest.raises(openai.InternalServerError):
+            list(chat(srv, "m").stream("hi"))
+        srv.set_faults(None)
+        assert chat(srv, "m").invoke("hi").content == "[m] You said: hi"
+        assert [(c.status, c.fault) for c in srv.calls] == [
+            (429, "429"),
+            (503, "503"),
+            (500, "500"),
+            (200, None),
+        ]
+        assert [c.usage for c in srv.calls[:3]] == [None] * 3  # rejected before any work
+        assert srv.calls[3].usage == {"prompt_tokens": 1, "completion_tokens": 4, "total_tokens": 5}
+        assert srv.fault_counts() == {"429": 1, "503": 1, "500": 1}
+        srv.reset()
+        assert srv.fault_counts() == {}
+
+
+@pytest.mark.parametrize(
+    ("trigger", "error", "kind", "code"),
+    [
+        ("[[fail:400]]", openai.BadRequestError, "invalid_request_error", None),
+        ("[[fail:401]]", openai.AuthenticationError, "authentication_error", "invalid_api_key"),
+        ("[[fail:404]]", openai.NotFoundError, "invalid_request_error", "model_not_found"),
+        ("[[fail:422]]", openai.UnprocessableEntityError, "invalid_request_error", None),
+        (
+            "[[fail:context_length]]",
+            openai.BadRequestError,
+            "invalid_request_error",
+            "context_length_exceeded",
+        ),
+    ],
+)
+def test_caller_errors_are_final(
+    server: FakeOpenAIServer, trigger: str, error: type[openai.APIStatusError], kind: str, code: str
+) -> None:
+    with pytest.raises(error) as raised:
+        chat(server, "caller", max_retries=2).invoke(f"{trigger} hi")
+    assert raised.value.type == kind and raised.value.code == code
+    # No retry hints: the openai client must not retry these, and it did not.
+    assert "retry-after" not in raised.value.response.headers
+    assert "retry-after-ms" not in raised.value.response.headers
+    assert len([c for c in server.calls_for("caller") if trigger in c.messages[-1]["content"]]) == 1
+
+
+def test_context_window() -> None:
+    models = {"tiny": ModelBehavior(context_window=5)}
+    with FakeOpenAIServer(models) as srv:
+        assert chat(srv, "tiny").invoke("short").content == "[tiny] You said: short"
+        with pytest.raises(openai.BadRequestError) as raised:
+            chat(srv, "tiny").invoke("this prompt is longer than twenty characters")
+        assert raised.value.code == "context_length_exceeded"
+        assert "maximum context length is 5 tokens" in raised.value.message
+        with pytest.raises(openai.BadRequestError, match="maximum context length is 8192"):
+            chat(srv, "other").invoke("[[fail:context_length]]")
+
+
+def test_reset_body(server: FakeOpenAIServer, capfd: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(openai.APIConnectionError):
+        chat(server, "resets").invoke("[[fault:reset_body]] hello")
+    call = server.calls_for("resets")[-1]
+    assert call.fault == "reset_body" and call.status == 200
+    assert call.usage == {"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}
+    # On the wire: status line, headers and part of the body, then a reset (not a clean FIN).
+    body = {"model": "resets", "messages": user("[[fault:reset_body]] hello")}
+    received, error = raw_post(server, body)
+    head, _, partial = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200")
+    length = int(re.search(rb"Content-Length: (\d+)", head).group(1))  # type: ignore[union-attr]
+    assert 0 < len(partial) < length
+    assert isinstance(error, ConnectionResetError)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_reset_sse_sends_role_chunk_then_breaks(
+    server: FakeOpenAIServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    for trigger, texts in [
+        ("[[fault:reset_sse]]", []),
+        ("[[fault:reset_sse:2]]", ["[m] ", "You "]),
+    ]:
+        chunks: list[AIMessageChunk] = []
+        with pytest.raises(openai.APIConnectionError):
+            for chunk in chat(server, "m").stream(f"{trigger} one two three"):
+                chunks.append(chunk)
+        assert [c.content for c in chunks] == ["", *texts]
+    calls = server.calls_for("m")[-2:]
+    assert [c.fault for c in calls] == ["reset_sse", "reset_sse"]
+    assert [c.usage["completion_tokens"] for c in calls if c.usage] == [0, 2]
+    # reset_body on a stream and reset_sse on a plain request cut where each can.
+    with pytest.raises(openai.APIConnectionError):
+        list(chat(server, "m").stream("[[fault:reset_body]] x"))
+    with pytest.raises(openai.APIConnectionError):
+        chat(server, "m").invoke("[[fault:reset_sse]] x")
+    received, error = raw_post(
+        server, {"model": "m", "stream": True, "messages": user("[[fault:reset_sse]] x")}
+    )
+    assert b"text/event-stream" in received and b'"role": "assistant"' in received
+    assert b"[DONE]" not in received and isinstance(error, ConnectionResetError)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+async def test_reset_sse_async(server: FakeOpenAIServer) -> None:
+    chunks: list[AIMessageChunk] = []
+    with pytest.raises(openai.APIConnectionError):
+        async for chunk in chat(server, "m").astream("[[fault:reset_sse:1]] a b c"):
+            chunks.append(chunk)
+    assert [c.content for c in chunks] == ["", "[m] "]
+
+
+def test_slow_trips_the_client_timeout(
+    server: FakeOpenAIServer, capfd: pytest.CaptureFixture[str]
+) -> None:
+    start = time.monotonic()
+    with pytest.raises(openai.APITimeoutError):
+        chat(server, "slowpoke", timeout=0.1).invoke("[[fault:slow:0.4]] hi")
+    with pytest.raises(openai.APITimeoutError):
+        list(chat(server, "slowpoke", timeout=0.1).stream("[[fault:slow:0.4]] hi"))
+    assert time.monotonic() - start < 0.6
+    calls = server.calls_for("slowpoke")
+    assert [c.fault for c in calls] == ["slow", "slow"]
+    # The provider did the work even though nobody waited for it.
+    assert all(c.usage and c.usage["completion_tokens"] == 5 for c in calls)
+    assert (
+        chat(server, "slowpoke", timeout=2)
+        .invoke("[[fault:slow:0.05]] ok")
+        .content.startswith("[slowpoke]")
+    )
+    time.sleep(0.45)  # the abandoned answers are written to closed sockets by now
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_slow_fault_uses_slow_s() -> None:
+    with FakeOpenAIServer(faults=FaultInjection(1.0, kinds=("slow",), slow_s=0.3)) as srv:
+        with pytest.raises(openai.APITimeoutError):
+            chat(srv, "m", timeout=0.1).invoke("hi")
+        assert srv.fault_counts() == {"slow": 1}
+
+
+def fault_sequence(faults: FaultInjection, requests: int) -> list[str | None]:
+    """Send ``requests`` requests one by one; return the fault each one got."""
+    with FakeOpenAIServer(faults=faults) as srv:
+        client = openai.OpenAI(base_url=srv.base_url, api_key="test", max_retries=0)
+        for i in range(requests):
+            with contextlib.suppress(openai.APIError):
+                client.chat.completions.create(model="m", messages=user(f"q{i}"))  # type: ignore[arg-type]
+        return [c.fault for c in srv.calls]
+
+
+def test_seeded_rate_is_reproducible() -> None:
+    faults = FaultInjection(0.3, kinds=("429", "500", "503"), seed=7)
+    first = fault_sequence(faults, 200)
+    assert first == fault_sequence(faults, 200)
+    assert first != fault_sequence(FaultInjection(0.3, kinds=faults.kinds, seed=8), 200)
+    injected = [f for f in first if f is not None]
+    assert 40 <= len(injected) <= 80  # 30% of 200, within about three standard deviations
+    assert set(injected) == {"429", "500", "503"}
+
+
+def test_seeded_reset_lengths_vary_and_repeat() -> None:
+    def received_texts(seed: int) -> list[int]:
+        faults = FaultInjection(1.0, kinds=("reset_sse",), seed=seed)
+        counts = []
+        with FakeOpenAIServer(faults=faults) as srv:
+            llm = chat(srv, "m")
+            for _ in range(12):
+                chunks: list[AIMessageChunk] = []
+                with pytest.raises(openai.APIConnectionError):
+                    for chunk in llm.stream("one two three four"):
+                        chunks.append(chunk)
+                assert chunks and chunks[0].content == ""  # the role chunk always arrives
+                counts.append(len([c for c in chunks if c.content]))
+            assert [c.usage["completion_tokens"] for c in srv.calls if c.usage] == counts
+        return counts
+
+    counts = received_texts(1)
+    assert counts == received_texts(1)
+    assert set(counts) == {0, 1, 2}
+
+
+def test_set_faults_restarts_the_sequence(server: FakeOpenAIServer) -> None:
+    assert server.faults is None
+    server.set_faults(FaultInjection(0.5, kinds=("500",), seed=3))
+    try:
+        llm = chat(server, "seq")
+        outcomes = []
+        for _ in range(2):
+            server.set_faults(FaultInjection(0.5, kinds=("500",), seed=3))
+            for i in range(10):
+                try:
+                    llm.invoke(f"q{i}")
+                    outcomes.append("ok")
+                except openai.InternalServerError:
+                    outcomes.append("500")
+        assert outcomes[:10] == outcomes[10:] and "500" in outcomes and "ok" in outcomes
+    finally:
+        server.set_faults(None)
+    assert chat(server, "seq").invoke("calm").content == "[seq] You said: calm"
+
+
+def test_calls_snapshot_is_thread_safe() -> None:
+    faults = FaultInjection(0.5, kinds=("500", "reset_body"), seed=1)
+    with FakeOpenAIServer(faults=faults) as srv:
+        llm = chat(srv, "m")
+
+        def one(i: int) -> str:
+            try:
+                return str(llm.invoke(f"q{i}").content)
+            except openai.APIError as exc:
+                return type(exc).__name__
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(one, range(40)))
+        assert len(srv.calls) == 40
+        assert sum(srv.fault_counts().values()) == sum(not r.startswith("[m]") for r in results)
+        assert all(c.usage is not None for c in srv.calls if c.fault != "500")

@@ -120,10 +120,59 @@ def trained_router(
         ).fit_candidates(pool)
     where = directory or "model_path.load_model_path (not set)"
     raise ConfigError(
-        f"no trained {name} at {where}; run `llmrouter train --router {name} --config {config.source}` first",
+        f"no trained {name} at {where}; run `{train_command(name, config, directory)}` first",
         path=config.source,
         field="model_path.load_model_path",
     )
+
+
+def train_command(name: str, config: RouterConfig, directory: Path | None) -> str:
+    """A ``llmrouter train`` command line that saves ``name`` where ``config`` loads it from.
+
+    Looks at ``../train/<name>.yaml`` beside the config's folder (the layout of
+    ``configs/``), ``configs/train/<name>.yaml`` under the working directory, then the config
+    itself. The first that has training data and saves to ``directory`` wins; else the first
+    with training data, told ``--save directory``.
+    """
+    import os
+    import shlex
+    import warnings
+
+    own = config.source.resolve() if config.source is not None else None
+    options = [] if own is None else [own.parent.parent / "train" / f"{name}.yaml"]
+    options.append(Path.cwd() / "configs" / "train" / f"{name}.yaml")
+    if own is not None:
+        options.append(own)  # last: an inference config may lack a save path
+
+    target = directory.resolve() if directory is not None else None
+    usable: list[tuple[Path, Path | None]] = []  # (config, where it saves)
+    for option in dict.fromkeys(options):
+        if not option.is_file():
+            continue
+        try:
+            with warnings.catch_warnings():  # only a hint: the file's own warnings are noise
+                warnings.simplefilter("ignore")
+                candidate = load_config(option)
+                saves = model_dir(candidate, for_loading=False)
+        except Exception:  # an unreadable config is just not a usable hint
+            continue
+        if (candidate.router or name).lower() != name or not candidate.data_path.routing_data_train:
+            continue
+        usable.append((option, saves.resolve() if saves is not None else None))
+
+    def shown(path: Path) -> str:
+        # Relative to the working directory when below it, as a person would type it.
+        relative = os.path.relpath(path)
+        return shlex.quote(path.as_posix() if relative.startswith("..") else relative)
+
+    base = f"llmrouter train --router {name} --config "
+    for option, saves in usable:
+        if saves is not None and saves == target:
+            return base + shown(option)
+    save = f" --save {shown(target)}" if target is not None else ""
+    if usable:
+        return base + shown(usable[0][0]) + save
+    return base + "TRAIN_CONFIG.yaml" + save
 
 
 def fail(message: str) -> int:

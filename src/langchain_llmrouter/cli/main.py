@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
 
 from langchain_llmrouter import __version__
+
+ALIASES = {"list-routers": ["list_routers"]}
+"""Other spellings of a verb (``list_routers`` is also its ``python -m`` module's name)."""
 
 
 def _verbs() -> dict[str, tuple[ModuleType, str]]:
@@ -32,26 +36,57 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"langchain-llmrouter {__version__}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for name, (module, help_text) in _verbs().items():
-        module.add_arguments(sub.add_parser(name, help=help_text, description=help_text))
+        verb = sub.add_parser(
+            name, aliases=ALIASES.get(name, []), help=help_text, description=help_text
+        )
+        # The canonical name, whichever spelling was typed (argparse stores the alias in "verb").
+        verb.set_defaults(verb_name=name)
+        module.add_arguments(verb)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one verb; user errors print one line (no traceback) and exit with status 2."""
+    try:
+        code = _run(argv)
+        # Flush here, not at interpreter exit, so a closed pipe is caught below.
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        # `llmrouter list-routers | head`: the reader left. The Python docs' recipe: point
+        # stdout at devnull so the flush at exit cannot fail again, and exit with 1.
+        _stdout_to_devnull()
+        return 1
+
+
+def _run(argv: Sequence[str] | None) -> int:
     from langchain_llmrouter.errors import LLMRouterError
 
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.verb is None:
-        parser.print_help()
-        return 0
+        parser.print_usage(sys.stderr)
+        verbs = ", ".join(_verbs())
+        print(
+            f"error: say what to do: one of {verbs} (`llmrouter --help` describes them)",
+            file=sys.stderr,
+        )
+        return 2
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    module, _ = _verbs()[args.verb]
+    module, _ = _verbs()[args.verb_name]
     try:
         return int(module.run(args))
     except LLMRouterError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def _stdout_to_devnull() -> None:
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):  # stdout is not a file descriptor (captured in-process)
+        pass
 
 
 def run_verb(verb: str) -> None:

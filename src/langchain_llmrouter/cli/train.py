@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from langchain_llmrouter.cli.common import (
     add_router_args,
@@ -14,6 +16,12 @@ from langchain_llmrouter.cli.common import (
     router_config,
     routing_data,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from langchain_llmrouter.data import RoutingDataset
+    from langchain_llmrouter.routers.base import BaseRouter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,9 +57,13 @@ def run(args: argparse.Namespace) -> int:
         dataset = routing_data(config, "routing_data_train", pool)
         if not args.quiet:
             print(
-                f"training {name} on {len(dataset)} queries x {len(dataset.candidates)} candidates from {dataset.source}"
+                f"training {name} on {len(dataset)} queries x {len(dataset.candidates)} candidates from {dataset.source}",
+                flush=True,  # before the progress on stderr, also when stdout is a pipe
             )
-        router.fit(dataset)
+        query_embeddings = None
+        if cls.uses_embeddings and not args.quiet:
+            query_embeddings = _embed_with_progress(router, dataset)
+        router.fit(dataset, query_embeddings=query_embeddings)
         n_queries = len(dataset)
     else:
         if not args.quiet:
@@ -71,3 +83,22 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _embed_with_progress(router: BaseRouter, dataset: RoutingDataset) -> np.ndarray:
+    """The training queries' embeddings, through the disk cache, with progress on stderr.
+
+    Embedding is most of a first training run (a minute or more for thousands of queries
+    on a CPU), so it should not look like a hang.
+    """
+    from langchain_llmrouter.cli.progress import ProgressEmbeddings
+    from langchain_llmrouter.embeddings import default_cache_dir, default_embeddings, embed_texts
+
+    embedder = ProgressEmbeddings(getattr(router, "embeddings", None) or default_embeddings())
+    vectors = embed_texts(dataset.queries, embedder)
+    if not embedder.embedded:
+        print(
+            f"the {len(dataset):,} query embeddings came from the cache in {default_cache_dir()}",
+            file=sys.stderr,
+        )
+    return vectors

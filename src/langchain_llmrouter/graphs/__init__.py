@@ -1,9 +1,12 @@
 """Multi-round and agentic routers as LangGraph state machines.
 
-Each builder returns a compiled graph whose input is ``{"question": ...}`` and whose final
-state holds the extracted ``answer``, every LLM call made (``calls``), their total ``cost``
-and the ``stop_reason``. A graph runs on its own, as a node or subgraph of your own graph,
-or as a chat model through `RouterGraphChatModel`. Builders take ``checkpointer``, ``store``
+Each builder returns a compiled graph whose input is ``{"question": ...}`` or
+``{"messages": [...]}`` (a LangGraph ``MessagesState``'s shape: the last human message is the
+question, and the answer is appended to ``messages`` as an ``AIMessage``); anything else
+raises `GraphInputError`. The final state holds the extracted ``answer``, every LLM call made
+(``calls``), their total ``cost`` and the ``stop_reason``. A graph runs on its own, as a node
+or subgraph of your own graph, or as a chat model through `RouterGraphChatModel` (which
+cannot call tools: `GraphToolCallingError` says what to use instead). Builders take ``checkpointer``, ``store``
 and ``name`` from the caller and never create their own.
 
 Names load lazily, so importing this package does not import the graphs' dependencies.
@@ -15,9 +18,14 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_llmrouter.graphs._common import LLMCall, RouterGraphState
+    from langchain_llmrouter.graphs._common import (
+        GraphInputError,
+        LLMCall,
+        RouterGraphInput,
+        RouterGraphState,
+    )
     from langchain_llmrouter.graphs.automix import build_automix_graph
-    from langchain_llmrouter.graphs.chat_model import RouterGraphChatModel
+    from langchain_llmrouter.graphs.chat_model import GraphToolCallingError, RouterGraphChatModel
     from langchain_llmrouter.graphs.multiround import (
         build_knn_multiround_graph,
         build_llm_multiround_graph,
@@ -26,8 +34,11 @@ if TYPE_CHECKING:
     from langchain_llmrouter.graphs.vllm_policy import VLLMChatModel
 
 _EXPORTS: dict[str, str] = {
+    "GraphInputError": "_common",
     "LLMCall": "_common",
+    "RouterGraphInput": "_common",
     "RouterGraphState": "_common",
+    "GraphToolCallingError": "chat_model",
     "RouterGraphChatModel": "chat_model",
     "build_automix_graph": "automix",
     "build_knn_multiround_graph": "multiround",
@@ -37,8 +48,11 @@ _EXPORTS: dict[str, str] = {
 }
 
 __all__ = [
+    "GraphInputError",
+    "GraphToolCallingError",
     "LLMCall",
     "RouterGraphChatModel",
+    "RouterGraphInput",
     "RouterGraphState",
     "VLLMChatModel",
     "build_automix_graph",

@@ -11,22 +11,35 @@ spent, and a checkpoint holds every call already paid for.
 The spending bound is checked *before* a call: `would_exceed` estimates the call's
 worst case (its prompt, plus ``max_tokens`` of output) and a graph that would pass its
 ``max_cost`` stops instead of calling.
+
+Input and reply: every graph starts with `read_input`, which takes the run's question from
+``{"question": ...}`` or from the last human message of ``{"messages": [...]}`` (the shape of
+a LangGraph ``MessagesState``) and raises `GraphInputError` for anything else; when the
+question came from ``messages``, the graph's last node appends the answer to them as an
+`AIMessage` (`with_reply`), so a graph works as a node of a ``MessagesState`` parent.
 """
 
 from __future__ import annotations
 
 import operator
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import wraps
-from typing import Annotated, Any, Literal, TypedDict
+from functools import partial, wraps
+from typing import Annotated, Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig, RunnableLambda
+from langgraph.graph import START, StateGraph
+from langgraph.graph.message import Messages, add_messages
+
+# typing_extensions' TypedDict (not typing's) so pydantic can build the graphs' input JSON
+# schema on Python 3.11 (`graph.get_input_jsonschema()`, LangGraph Studio, `as_tool`).
+from typing_extensions import TypedDict
 
 from langchain_llmrouter.candidates import CandidatePool, estimate_input_tokens
+from langchain_llmrouter.errors import GraphInputError
 
 StopReason = Literal["answer", "max_turns", "max_cost", "error"]
 """Why a graph finished: it answered, ran out of turns, would have passed ``max_cost``, or
@@ -60,15 +73,43 @@ class LLMCall(TypedDict):
     """``"ErrorType: message"`` when the call failed, else None."""
 
 
-class RouterGraphState(TypedDict, total=False):
+def merge_messages(left: Messages | None, right: Messages | None) -> Messages:
+    """Reducer of ``messages``: LangGraph's ``add_messages`` (append, or replace by id), with
+    an item that is not a message reported as a `GraphInputError`."""
+    try:
+        return add_messages(left or [], right or [])
+    except (ValueError, TypeError, NotImplementedError) as exc:
+        raise GraphInputError(
+            "'messages' must be a list of messages (BaseMessage objects, dicts with 'role' "
+            f"and 'content', or (role, text) tuples): {exc}"
+        ) from exc
+
+
+class RouterGraphInput(TypedDict, total=False):
+    """What a router graph takes: a ``question``, or ``messages`` whose last human message is
+    the question (a LangGraph ``MessagesState``'s shape). Other keys are ignored."""
+
+    question: str
+    """The user's question (or, with ``messages``, their last human message's text)."""
+    messages: Annotated[list[AnyMessage], merge_messages]
+    """The conversation: its last human message is asked, earlier turns are kept here but
+    sent to no model, and the answer is appended as an `AIMessage`. Empty with ``question``."""
+
+
+class RouterGraphState(RouterGraphInput, total=False):
     """Keys every router graph's state has (each graph's state extends this).
 
     ``calls`` and ``cost`` have ``operator.add`` reducers: nodes return only the calls they
     made and what those cost.
     """
 
-    question: str
-    """The user's question (the graph's input)."""
+    from_messages: bool
+    """Whether this run's question is the last human message of ``messages``."""
+    asked_id: str | None
+    """Id of the last human message a run on this thread answered (so that a later
+    ``question`` input on the thread is not mistaken for a new message)."""
+    run_start: int
+    """How many ``calls`` the thread held when this run began (this run's are the rest)."""
     answer: str
     """The final answer, extracted (not the transcript)."""
     calls: Annotated[list[LLMCall], operator.add]
@@ -255,3 +296,101 @@ def usage_totals(calls: Sequence[LLMCall]) -> dict[str, int]:
     inputs = sum(c["input_tokens"] for c in calls)
     outputs = sum(c["output_tokens"] for c in calls)
     return {"input_tokens": inputs, "output_tokens": outputs, "total_tokens": inputs + outputs}
+
+
+# --- input and reply -----------------------------------------------------------------------
+
+_ACCEPTED = (
+    "a router graph takes {'question': '<text>'} or {'messages': [...]} with a human message "
+    "(LangGraph's MessagesState shape)"
+)
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _bad_input(question: Any, messages: Sequence[BaseMessage]) -> GraphInputError:
+    if messages:
+        kinds = ", ".join(m.type for m in messages[-5:])
+        got = f"'messages' without a human message (last types: {kinds})"
+    elif question is not None:
+        got = f"'question' = {_short(question)}, not a non-empty string"
+    else:
+        got = "neither (an empty 'messages' list counts as none; other keys are ignored)"
+    return GraphInputError(f"{_ACCEPTED}; got {got}")
+
+
+def read_input(
+    state: RouterGraphState, *, fresh: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Take the run's question from the input (every router graph's first node), and reset
+    the keys in ``fresh`` so a second question on a checkpointed thread starts clean.
+
+    A human message in ``messages`` that no earlier run on the thread answered is the
+    question: the *last* human message; earlier turns stay in ``messages`` but no model sees
+    them, because each graph's prompts (Router-R1's policy prompt, the decomposition,
+    AutoMix's verification) ask one self-contained question. Otherwise ``question`` is the
+    question.
+
+    Raises:
+        GraphInputError: neither gives a non-empty question (the message says what came).
+    """
+    start = {**(fresh or {}), "run_start": len(state.get("calls") or [])}
+    messages = list(state.get("messages") or [])
+    asked = next((m for m in reversed(messages) if m.type == "human"), None)
+    if asked is not None and asked.id != state.get("asked_id"):
+        if not asked.text.strip():
+            raise GraphInputError(f"{_ACCEPTED}; got a last human message with no text")
+        return {**start, "question": asked.text, "from_messages": True, "asked_id": asked.id}
+    question = state.get("question")
+    if isinstance(question, str) and question.strip():
+        return {**start, "from_messages": False}
+    raise _bad_input(question, messages)
+
+
+aread_input = async_twin(read_input)
+
+
+def add_read_input(
+    graph: StateGraph, first: str, *, fresh: Mapping[str, Any] | None = None
+) -> None:
+    """Start ``graph`` with the `read_input` node (resetting ``fresh`` each run), followed by
+    ``first``."""
+    graph.add_node(
+        "read_input",
+        node("read_input", partial(read_input, fresh=fresh), partial(aread_input, fresh=fresh)),
+    )
+    graph.add_edge(START, "read_input")
+    graph.add_edge("read_input", first)
+
+
+def answer_message(state: Mapping[str, Any], calls_before: int, router: str) -> AIMessage:
+    """A finished run as a chat answer: the ``answer``, with ``response_metadata["routing"]``
+    (the run's calls, their cost, the stop reason and the candidates that answered) and
+    ``usage_metadata`` summing the run's calls (those after the first ``calls_before``)."""
+    calls = list(state.get("calls") or [])[calls_before:]
+    routing = {
+        "router": router,
+        "calls": calls,
+        "cost": sum(float(c["cost"]) for c in calls),
+        "stop_reason": state.get("stop_reason"),
+        "models": sorted({c["model"] for c in calls if c["role"] == "candidate"}),
+    }
+    return AIMessage(
+        content=str(state.get("answer") or ""),
+        response_metadata={"routing": routing, "model_name": router},
+        usage_metadata=usage_totals(calls),
+    )
+
+
+def with_reply(state: RouterGraphState, update: dict[str, Any], *, router: str) -> dict[str, Any]:
+    """A finishing node's ``update``, plus the answer appended to ``messages`` as an
+    `AIMessage` (`answer_message`) when the question came from ``messages``, so that a
+    ``MessagesState`` parent graph gets its reply."""
+    if not state.get("from_messages"):
+        return update
+    calls = [*(state.get("calls") or []), *(update.get("calls") or [])]
+    final = {**state, **update, "calls": calls}
+    return {**update, "messages": [answer_message(final, state.get("run_start", 0), router)]}

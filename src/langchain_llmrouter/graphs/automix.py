@@ -2,7 +2,11 @@
 
 The cascade's models, cheapest first, take turns::
 
-    answer ──► verify ──► decide ──► answer (next stage) ... ──► finish
+    read_input ──► answer ──► verify ──► decide ──► answer (next stage) ... ──► finish
+
+``read_input``: the question, from ``{"question": ...}`` or the last human message of
+``{"messages": [...]}`` (see `read_input`); ``finish`` appends the accepted answer to
+``messages`` as an `AIMessage` when the question came from them.
 
 ``answer``: the stage's candidate answers the question concisely (`ANSWER_PROMPT`).
 ``verify``: the *same* model judges its own answer ``k`` times (`verification_prompt`, a
@@ -15,8 +19,8 @@ escalate or accept. The last model's answer is accepted unverified. A failed ans
 escalates without verification. Before every paid call the graph checks ``max_cost``:
 when the next stage cannot be afforded it accepts the current answer with stop_reason
 ``"max_cost"``. The loop is bounded by the cascade's length and a `RemainingSteps` guard:
-a cascade of n models needs ``recursion_limit >= 3n`` (3n − 1 steps), so the default 25
-allows 8 models; past the limit the graph accepts the current answer with stop_reason
+a cascade of n models needs ``recursion_limit >= 3n + 1`` (3n steps, ``read_input``
+included), so the default 25 allows 8 models; past the limit the graph accepts the current answer with stop_reason
 ``"max_turns"`` (raise ``recursion_limit`` in the run's config for longer cascades).
 
 The state keeps one record per stage (model, answer, confidence, escalated), so streaming
@@ -38,7 +42,7 @@ from typing import Annotated, Any, Literal, TypedDict
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import get_executor_for_config
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.managed import RemainingSteps
 
@@ -47,12 +51,15 @@ from langchain_llmrouter.errors import DataFormatError
 from langchain_llmrouter.graphs._common import (
     LLMCall,
     ModelRef,
+    RouterGraphInput,
     RouterGraphState,
     acall_llm,
+    add_read_input,
     async_twin,
     call_llm,
     candidate_ref,
     node,
+    with_reply,
     worst_case_cost,
     would_exceed,
 )
@@ -160,7 +167,13 @@ class StageRecord(TypedDict, total=False):
 def merge_stages(
     left: list[StageRecord] | None, right: list[StageRecord] | None
 ) -> list[StageRecord]:
-    """Reducer of ``stages``: a record updates the one of the same stage, or is added."""
+    """Reducer of ``stages``: a record updates the one of the same stage, or is added.
+
+    An empty list clears the records (``read_input`` writes one, so a second question on
+    the same thread starts at the first stage).
+    """
+    if right is not None and not right:
+        return []
     merged: dict[int, StageRecord] = {r["stage"]: r for r in left or []}
     for record in right or []:
         merged[record["stage"]] = StageRecord(**{**merged.get(record["stage"], {}), **record})
@@ -168,7 +181,7 @@ def merge_stages(
 
 
 class AutoMixState(RouterGraphState, total=False):
-    """The AutoMix graph's state (input: ``{"question": ...}``)."""
+    """The AutoMix graph's state (input: ``{"question": ...}`` or ``{"messages": [...]}``)."""
 
     stage: int
     """The current stage."""
@@ -201,6 +214,8 @@ class AutoMixSettings:
     verify: VerifyParams
     answer_max_tokens: int
     max_cost: float | None
+    name: str = "automix"
+    """The graph's name (the router named in the reply's metadata)."""
 
 
 def _record(state: AutoMixState) -> StageRecord:
@@ -372,14 +387,19 @@ def decide(
     return {"stages": [StageRecord(stage=stage, escalated=True)], "stage": stage + 1}
 
 
-def finish(state: AutoMixState, config: RunnableConfig) -> dict[str, Any]:
-    """Accept the latest successful answer (the current stage's, unless it failed)."""
+def finish(
+    state: AutoMixState, config: RunnableConfig, *, settings: AutoMixSettings | None = None
+) -> dict[str, Any]:
+    """Accept the latest successful answer (the current stage's, unless it failed), and
+    reply to ``messages`` when the question came from them."""
     answered = [r for r in state.get("stages") or [] if "answer" in r and not r.get("error")]
     if not answered:
-        return {"answer": "", "stop_reason": state.get("stop_reason") or "error"}
-    final = answered[-1]
-    reason = state.get("stop_reason") or "answer"
-    return {"answer": final["answer"], "model": final["model"], "stop_reason": reason}
+        update = {"answer": "", "stop_reason": state.get("stop_reason") or "error"}
+    else:
+        final = answered[-1]
+        reason = state.get("stop_reason") or "answer"
+        update = {"answer": final["answer"], "model": final["model"], "stop_reason": reason}
+    return with_reply(state, update, router=settings.name if settings else "automix")
 
 
 adecide, afinish = async_twin(decide), async_twin(finish)
@@ -502,15 +522,21 @@ def build_automix_graph(
         verify=verify_params,
         answer_max_tokens=answer_max_tokens,
         max_cost=max_cost,
+        name=name,
     )
-    graph = StateGraph(AutoMixState)
-    nodes = {"answer": (answer, aanswer), "verify": (verify, averify), "decide": (decide, adecide)}
+    graph = StateGraph(AutoMixState, input_schema=RouterGraphInput)
+    fresh = {"stage": 0, "stages": [], "model": "", "answer": "", "stop_reason": None}
+    add_read_input(graph, "answer", fresh=fresh)
+    nodes = {
+        "answer": (answer, aanswer),
+        "verify": (verify, averify),
+        "decide": (decide, adecide),
+        "finish": (finish, afinish),
+    }
     for key, (func, afunc) in nodes.items():
         graph.add_node(
             key, node(key, partial(func, settings=settings), partial(afunc, settings=settings))
         )
-    graph.add_node("finish", node("finish", finish, afinish))
-    graph.add_edge(START, "answer")
     graph.add_conditional_edges("answer", route_after_answer, ["verify", "decide", "finish"])
     graph.add_edge("verify", "decide")
     graph.add_conditional_edges("decide", route_after_decide, ["answer", "finish"])

@@ -5,11 +5,16 @@ sends the conversation's routing text to the graph as its ``question``, and retu
 graph's extracted answer as an `AIMessage` whose ``response_metadata["routing"]`` holds the
 call trace (every `LLMCall`), the total cost and why the run stopped, and whose
 ``usage_metadata`` sums the tokens of all calls.
+
+It cannot call tools or return structured output (`GraphToolCallingError` says why and what
+to use instead): the graphs answer with text they extract, aggregate or verify after several
+calls, so there is no single final call to hand tools or a schema to.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -17,14 +22,41 @@ from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.chat_models import LangSmithParams
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.runnables.config import ensure_config
-from pydantic import ConfigDict, Field
+from langchain_core.tools import BaseTool
+from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_llmrouter.chat_model import RoutingMode, routing_text
-from langchain_llmrouter.graphs._common import usage_totals
+from langchain_llmrouter.errors import GraphToolCallingError
+from langchain_llmrouter.graphs._common import answer_message
 
 _PER_CALL_KEYS = ("thread_id", "max_cost")
+
+_WHY = (
+    "a multi-round router graph decides while it calls LLMs and answers with text it "
+    "extracts, aggregates or verifies, so there is no single final call to hand {what} to"
+)
+
+
+def _tools_error(graph: str) -> GraphToolCallingError:
+    return GraphToolCallingError(
+        f"RouterGraphChatModel({graph}) cannot call tools: {_WHY.format(what='tools')}, and "
+        "an agent loop would re-run the whole graph (and pay for it) at every tool step. For "
+        "tool calling, use RouterChatModel with a single-round router (each call goes to one "
+        "candidate, which calls the tools); to use the graph in an agent, give the agent a "
+        "tool that returns graph.invoke({'question': ...})['answer'], or make the graph a "
+        "node of your own graph (it takes {'messages': [...]})."
+    )
+
+
+def _structured_output_error(graph: str) -> GraphToolCallingError:
+    return GraphToolCallingError(
+        f"RouterGraphChatModel({graph}) cannot return structured output: "
+        f"{_WHY.format(what='a schema')}. Use RouterChatModel(...).with_structured_output("
+        "schema) with a single-round router, or parse the graph's answer afterwards, e.g. "
+        "pipe it into another chat model's with_structured_output(schema)."
+    )
 
 
 class RouterGraphChatModel(BaseChatModel):
@@ -152,20 +184,36 @@ class RouterGraphChatModel(BaseChatModel):
         return len((await self.graph.aget_state(config)).values.get("calls") or [])
 
     def _result(self, state: dict[str, Any], calls_before: int) -> ChatResult:
-        calls = list(state.get("calls") or [])[calls_before:]
-        routing = {
-            "router": self._graph_name,
-            "calls": calls,
-            "cost": sum(float(c["cost"]) for c in calls),
-            "stop_reason": state.get("stop_reason"),
-            "models": sorted({c["model"] for c in calls if c["role"] == "candidate"}),
-        }
-        message = AIMessage(
-            content=str(state.get("answer") or ""),
-            response_metadata={"routing": routing, "model_name": self._graph_name},
-            usage_metadata=usage_totals(calls),
-        )
+        message = answer_message(state, calls_before, self._graph_name)
         return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Not supported: raises `GraphToolCallingError`, which says why and what to use.
+
+        Raises:
+            GraphToolCallingError: always (``create_agent`` with this model raises it too).
+        """
+        raise _tools_error(self._graph_name)
+
+    def with_structured_output(
+        self,
+        schema: dict[str, Any] | type[BaseModel] | type,
+        *,
+        include_raw: bool = False,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, dict[str, Any] | BaseModel]:
+        """Not supported: raises `GraphToolCallingError`, which says why and what to use.
+
+        Raises:
+            GraphToolCallingError: always.
+        """
+        raise _structured_output_error(self._graph_name)
 
     def _generate(
         self,

@@ -4,8 +4,14 @@ Both split a question into at most N sub-questions, answer each one with a chose
 candidate, in parallel (one `Send` per sub-question), and aggregate the answers into the
 final one with an LLM::
 
-    knn_multiround:  decompose -> route -> answer_subquestion (xN) -> aggregate
-    llm_multiround:  decompose_and_route -> answer_subquestion (xN) -> aggregate
+    knn_multiround:  read_input -> decompose -> route -> answer_subquestion (xN)
+                     -> aggregate -> finish
+    llm_multiround:  read_input -> decompose_and_route -> answer_subquestion (xN)
+                     -> aggregate -> finish
+
+``read_input`` takes the question from ``{"question": ...}`` or the last human message of
+``{"messages": [...]}`` (see `read_input`); every run ends at ``finish``, which appends the
+answer to ``messages`` as an `AIMessage` when the question came from them.
 
 The kNN router (`build_knn_multiround_graph`) decomposes with the helper LLM, then routes
 every sub-question in one vectorised pass of a trained single-round router (normally
@@ -48,7 +54,7 @@ from typing import Annotated, Any, Literal, TypedDict
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
@@ -59,12 +65,16 @@ from langchain_llmrouter.graphs._common import (
     DEFAULT_MAX_TOKENS,
     LLMCall,
     ModelRef,
+    RouterGraphInput,
     RouterGraphState,
     acall_llm,
+    add_read_input,
+    async_twin,
     call_llm,
     candidate_ref,
     model_ref,
     node,
+    with_reply,
     worst_case_cost,
     would_exceed,
 )
@@ -135,7 +145,8 @@ def merge_sub_answers(
 
 
 class MultiRoundState(RouterGraphState, total=False):
-    """State of both multi-round graphs (input: ``{"question": ...}``)."""
+    """State of both multi-round graphs (input: ``{"question": ...}`` or
+    ``{"messages": [...]}``)."""
 
     sub_questions: list[str]
     """The decomposition ([] when the run stopped before it)."""
@@ -171,6 +182,8 @@ class MultiRoundSettings:
     """Cost weight for the router (None: the router's own)."""
     fallback_candidate: str = ""
     """The LLM router's choice when the LLM names no known candidate."""
+    name: str = ""
+    """The graph's name (the router named in the reply's metadata)."""
 
 
 # --- shared helpers --------------------------------------------------------------------------
@@ -270,16 +283,16 @@ async def _aask(
 # --- conditions ------------------------------------------------------------------------------
 
 
-def after_decompose(state: MultiRoundState) -> Literal["route", "__end__"]:
-    """Route the sub-questions, or end when the decomposition was skipped (``max_cost``)."""
-    return "route" if state.get("sub_questions") else "__end__"
+def after_decompose(state: MultiRoundState) -> Literal["route", "finish"]:
+    """Route the sub-questions, or finish when the decomposition was skipped (``max_cost``)."""
+    return "route" if state.get("sub_questions") else "finish"
 
 
-def fan_out(state: MultiRoundState) -> list[Send] | Literal["__end__"]:
-    """One ``answer_subquestion`` task per dispatched sub-question, or the end if none is."""
+def fan_out(state: MultiRoundState) -> list[Send] | Literal["finish"]:
+    """One ``answer_subquestion`` task per dispatched sub-question, or finish if none is."""
     dispatched = state.get("dispatched") or []
     if not dispatched:
-        return "__end__"
+        return "finish"
     routes = {r["index"]: r for r in state.get("routes") or []}
     return [
         Send(
@@ -549,6 +562,20 @@ async def aaggregate(
     return _aggregated(state, reply, record)
 
 
+# --- finish --------------------------------------------------------------------------------
+
+
+def finish(
+    state: MultiRoundState, config: RunnableConfig, *, settings: MultiRoundSettings
+) -> dict[str, Any]:
+    """End every run here: reply to ``messages`` when the question came from them (the answer
+    and stop reason are already set by the node before)."""
+    return with_reply(state, {}, router=settings.name)
+
+
+afinish = async_twin(finish)
+
+
 # --- builders --------------------------------------------------------------------------------
 
 
@@ -603,11 +630,14 @@ def _add_node(graph: StateGraph, name: str, func: Any, afunc: Any, s: MultiRound
 
 
 def _answer_nodes(graph: StateGraph, settings: MultiRoundSettings) -> None:
-    """Add ``answer_subquestion`` and ``aggregate`` and their edges (shared by both graphs)."""
+    """Add ``answer_subquestion``, ``aggregate`` and ``finish`` and their edges (shared by
+    both graphs)."""
     _add_node(graph, "answer_subquestion", answer_subquestion, aanswer_subquestion, settings)
     _add_node(graph, "aggregate", aggregate, aaggregate, settings)
+    _add_node(graph, "finish", finish, afinish, settings)
     graph.add_edge("answer_subquestion", "aggregate")
-    graph.add_edge("aggregate", END)
+    graph.add_edge("aggregate", "finish")
+    graph.add_edge("finish", END)
 
 
 def build_knn_multiround_graph(
@@ -657,14 +687,15 @@ def build_knn_multiround_graph(
         candidate_max_tokens,
         router=router,
         cost_weight=cost_weight,
+        name=name,
     )
-    graph = StateGraph(MultiRoundState)
+    graph = StateGraph(MultiRoundState, input_schema=RouterGraphInput)
+    add_read_input(graph, "decompose")
     _add_node(graph, "decompose", decompose, adecompose, settings)
     _add_node(graph, "route", route, aroute, settings)
     _answer_nodes(graph, settings)
-    graph.add_edge(START, "decompose")
-    graph.add_conditional_edges("decompose", after_decompose, {"route": "route", END: END})
-    graph.add_conditional_edges("route", fan_out, ["answer_subquestion", END])
+    graph.add_conditional_edges("decompose", after_decompose, ["route", "finish"])
+    graph.add_conditional_edges("route", fan_out, ["answer_subquestion", "finish"])
     return graph.compile(checkpointer=checkpointer, store=store, name=name)
 
 
@@ -704,10 +735,11 @@ def build_llm_multiround_graph(
         max_cost,
         candidate_max_tokens,
         fallback_candidate=prompts.strongest_candidate(candidates),
+        name=name,
     )
-    graph = StateGraph(MultiRoundState)
+    graph = StateGraph(MultiRoundState, input_schema=RouterGraphInput)
+    add_read_input(graph, "decompose_and_route")
     _add_node(graph, "decompose_and_route", decompose_and_route, adecompose_and_route, settings)
     _answer_nodes(graph, settings)
-    graph.add_edge(START, "decompose_and_route")
-    graph.add_conditional_edges("decompose_and_route", fan_out, ["answer_subquestion", END])
+    graph.add_conditional_edges("decompose_and_route", fan_out, ["answer_subquestion", "finish"])
     return graph.compile(checkpointer=checkpointer, store=store, name=name)

@@ -8,10 +8,12 @@ The default prompt keeps the published protocol and layout, so the published che
 (``ulab-ai/Router-R1-Qwen2.5-3B-Instruct``, ``…-Llama-3.2-3B-Instruct``, their ``-Alpha0.9``
 variants) work unchanged; the list of candidates in it is built from the `CandidatePool`.
 
-Graph: ``generate`` (one policy turn, stopped at ``</search>``/``</answer>``, the cut tag put
+Graph: ``read_input`` (the question, from ``{"question": ...}`` or the last human message of
+``{"messages": [...]}``; see `read_input`) → ``generate`` (one policy turn, stopped at ``</search>``/``</answer>``, the cut tag put
 back) → ``parse`` → ``call_candidate`` (a valid call), ``correct`` (no valid tag, or an unknown
 candidate: a corrective ``<information>`` listing the valid names; it counts as a turn) or
-``finish`` (the extracted answer and the stop reason); after a call or a correction, back to
+``finish`` (the extracted answer and the stop reason, also appended to ``messages`` as an
+`AIMessage` when the question came from them); after a call or a correction, back to
 ``generate``. The candidate name is the text before the *first* colon of a ``<search>``
 (matched case-insensitively to candidate names or model ids) and the sub-question all after it
 (the published code drops text after a second colon). A failed candidate call becomes an
@@ -40,7 +42,7 @@ from typing import Any, Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import END, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.managed import RemainingSteps
 
@@ -49,13 +51,16 @@ from langchain_llmrouter.errors import UnknownCandidateError
 from langchain_llmrouter.graphs._common import (
     LLMCall,
     ModelRef,
+    RouterGraphInput,
     RouterGraphState,
     acall_llm,
+    add_read_input,
     async_twin,
     call_llm,
     candidate_ref,
     model_ref,
     node,
+    with_reply,
     worst_case_cost,
     would_exceed,
 )
@@ -135,6 +140,8 @@ class RouterR1Settings:
     policy_max_tokens: int | None
     policy_temperature: float | None
     candidate_max_tokens: int | None
+    name: str = "router_r1"
+    """The graph's name (the router named in the reply's metadata)."""
 
 
 # --- nodes --------------------------------------------------------------------------------
@@ -298,11 +305,12 @@ def correct(
 def finish(
     state: RouterR1State, config: RunnableConfig, *, settings: RouterR1Settings
 ) -> dict[str, Any]:
-    """Set the extracted answer and why the run stopped."""
+    """Set the extracted answer and why the run stopped (and reply to ``messages``)."""
     turn = state.get("pending")
     answered = turn is not None and turn["kind"] == "answer" and not state.get("stop_reason")
     reason = state.get("stop_reason") or ("answer" if answered else "max_turns")
-    return {"answer": turn["text"] if answered and turn else "", "stop_reason": reason}
+    update = {"answer": turn["text"] if answered and turn else "", "stop_reason": reason}
+    return with_reply(state, update, router=settings.name)
 
 
 aparse, acorrect, afinish = async_twin(parse), async_twin(correct), async_twin(finish)
@@ -430,8 +438,10 @@ def build_router_r1_graph(
         policy_max_tokens=policy_max_tokens,
         policy_temperature=policy_temperature,
         candidate_max_tokens=candidate_max_tokens,
+        name=name,
     )
-    graph = StateGraph(RouterR1State)
+    graph = StateGraph(RouterR1State, input_schema=RouterGraphInput)
+    add_read_input(graph, "generate")
     for key, func, afunc in (
         ("generate", generate, agenerate),
         ("parse", parse, aparse),
@@ -442,7 +452,6 @@ def build_router_r1_graph(
         graph.add_node(
             key, node(key, partial(func, settings=settings), partial(afunc, settings=settings))
         )
-    graph.add_edge(START, "generate")
     graph.add_conditional_edges("generate", route_after_generate, ["parse", "finish"])
     graph.add_conditional_edges("parse", route_after_parse, ["call_candidate", "correct", "finish"])
     for source in ("call_candidate", "correct"):

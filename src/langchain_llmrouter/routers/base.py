@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_llmrouter.candidates import DEFAULT_OUTPUT_TOKENS, CandidatePool, LLMCandidate
 from langchain_llmrouter.errors import ConfigError, NotFittedError, RouterLoadError
+from langchain_llmrouter.options import ROUTER_OPTIONS, check_option, check_options, misspelt_option
 from langchain_llmrouter.routers.policy import rank_candidates
 
 if TYPE_CHECKING:
@@ -330,6 +331,10 @@ class BaseRouter(Runnable[RouterInput, RoutingDecision], ABC):
         texts = [query_text(q) for q in queries]
         if not texts:
             return []
+        cost_weight, budget = (
+            check_option("cost_weight", cost_weight),
+            check_option("budget", budget),
+        )
         weight = self.cost_weight if cost_weight is None else cost_weight
         limit = self.budget if budget is None else budget
         predicted = self.predict_quality(texts, query_embeddings=query_embeddings)
@@ -383,17 +388,27 @@ class BaseRouter(Runnable[RouterInput, RoutingDecision], ABC):
     # --- Runnable -------------------------------------------------------------------------
 
     @staticmethod
-    def _overrides(config: RunnableConfig | None) -> dict[str, Any]:
+    def _overrides(
+        config: RunnableConfig | None, kwargs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The per-call options: keyword arguments win over ``configurable``."""
+        kwargs = {k: v for k, v in (kwargs or {}).items() if v is not None}
+        unknown = sorted(set(kwargs) - set(ROUTER_OPTIONS))
+        if unknown:
+            misspelt_option(unknown, ROUTER_OPTIONS)
+            raise TypeError(
+                f"{', '.join(unknown)}: not an option of router.invoke; "
+                f"valid: {', '.join(ROUTER_OPTIONS)}"
+            )
         configurable = ensure_config(config).get("configurable", {})
-        return {
-            k: configurable[k] for k in ("cost_weight", "budget") if configurable.get(k) is not None
-        }
+        options = {k: configurable[k] for k in ROUTER_OPTIONS if configurable.get(k) is not None}
+        return check_options({**options, **kwargs})
 
     def invoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> RoutingDecision:
-        """Route one query; ``configurable`` may set ``cost_weight`` and ``budget``."""
-        overrides = self._overrides(config)
+        """Route one query with ``cost_weight``/``budget`` from keywords or ``configurable``."""
+        overrides = self._overrides(config, kwargs)
         return self._call_with_config(
             lambda x: self.route(x, **overrides), input, config, run_type="chain"
         )
@@ -412,7 +427,7 @@ class BaseRouter(Runnable[RouterInput, RoutingDecision], ABC):
         configs = config if isinstance(config, list) else [ensure_config(config)] * len(inputs)
         groups: dict[tuple[tuple[str, Any], ...], list[int]] = {}
         for i, cfg in enumerate(configs):
-            groups.setdefault(tuple(sorted(self._overrides(cfg).items())), []).append(i)
+            groups.setdefault(tuple(sorted(self._overrides(cfg, kwargs).items())), []).append(i)
 
         results: list[Any] = [None] * len(inputs)
         for key, idx in groups.items():

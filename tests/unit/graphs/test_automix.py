@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 from graph_helpers import Gate, assert_mermaid_snapshot, last_user_text, run_until_gate_then_kill
 from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
@@ -275,8 +276,10 @@ def test_max_cost_stops_before_a_paid_call(
         assert out["stages"][0]["escalated"] is False and out["stages"][0]["confidence"] == 0
 
 
+# 3 models take 9 steps (read_input, 2 x answer-verify-decide, answer, finish): the limit must
+# be at least 10; at 9 the guard accepts the middle answer instead of escalating.
 @pytest.mark.parametrize(
-    ("limit", "stop_reason", "final"), [(8, "max_turns", MID), (9, "answer", LARGE)]
+    ("limit", "stop_reason", "final"), [(9, "max_turns", MID), (10, "answer", LARGE)]
 )
 def test_three_model_cascade_and_the_step_guard(
     served: FakeOpenAIServer, pool: CandidatePool, limit: int, stop_reason: str, final: str
@@ -293,7 +296,10 @@ def test_stream_updates_show_each_step(served: FakeOpenAIServer, pool: Candidate
     script(served, pool, **{SMALL: ["Incorrect"]})
     graph = build_automix_graph(candidates=pool, cascade=[SMALL, LARGE], verify_samples=2)
     updates = list(graph.stream({"question": QUESTION}, stream_mode="updates"))
-    assert [next(iter(u)) for u in updates] == ["answer", "verify", "decide", "answer", "finish"]
+    assert [next(iter(u)) for u in updates] == [
+        "read_input", "answer", "verify", "decide", "answer", "finish"
+    ]  # fmt: skip
+    updates = updates[1:]
     assert updates[0]["answer"]["stages"][0]["model"] == SMALL
     assert updates[1]["verify"]["stages"] == [
         {"stage": 0, "votes": [False, False], "confidence": 0.0}
@@ -500,3 +506,21 @@ def test_self_verification_data_trains_through_the_cli(
         assert len([c for c in out["calls"] if c["role"] == "verify"]) == 2  # the fitted k
     # Overrides go to the builder: threshold 1 escalates even a confident answer.
     assert router.as_graph(pool, thresholds=[1.0]).invoke({"question": "query 2"})["model"] == LARGE
+
+
+def test_a_second_question_on_a_thread_starts_at_the_first_stage(
+    served: FakeOpenAIServer, pool: CandidatePool
+) -> None:
+    """``read_input`` resets the cascade: before it, the first run's stop reason and stage made
+    the second question get only an unverified answer (or the last stage's model)."""
+    script(served, pool, **{SMALL: ["Incorrect"] * K + ["Correct"] * K})
+    graph = build_automix_graph(
+        candidates=pool, cascade=[SMALL, LARGE], checkpointer=InMemorySaver()
+    )
+    first = graph.invoke({"question": QUESTION}, THREAD)
+    assert first["model"] == LARGE  # four "Incorrect": escalated
+    served.reset()
+    second = graph.invoke({"question": "What is 2 + 2?"}, THREAD)
+    assert second["model"] == SMALL and second["stop_reason"] == "answer"
+    assert served_models(pool, served) == [SMALL] * (1 + K)  # answered and verified again
+    assert [s["stage"] for s in second["stages"]] == [0]

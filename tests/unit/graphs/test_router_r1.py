@@ -282,8 +282,10 @@ def test_stream_updates_show_each_step(served: FakeOpenAIServer, pool: Candidate
     graph = build_router_r1_graph(policy=policy, candidates=pool)
     updates = list(graph.stream({"question": QUESTION}, stream_mode="updates"))
     assert [next(iter(u)) for u in updates] == [
-        *("generate", "parse", "call_candidate") * 2, "generate", "parse", "finish"
+        "read_input", *("generate", "parse", "call_candidate") * 2, "generate", "parse", "finish"
     ]  # fmt: skip
+    assert updates[0]["read_input"] == {"run_start": 0, "from_messages": False}
+    updates = updates[1:]
     first_call = updates[2]["call_candidate"]
     assert first_call["calls"][0]["model"] == QWEN
     assert first_call["calls"][0]["prompt"].startswith(SUB_1)
