@@ -10,7 +10,7 @@ TORCH_SPEC ?= torch==2.13.0
 # needs `graph` (torch-geometric). tests/unit/test_cli.py checks this list against that config.
 DEMO_EXTRAS ?= graph
 
-.PHONY: demo test bench-overhead screenshot lint clean
+.PHONY: demo test bench-overhead bench-latency screenshot lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,10 @@ test: $(VENV)/.dev
 
 bench-overhead: $(VENV)/.dev
 	$(BIN)/python benchmarks/overhead.py
+
+# MiniLM against the static featuriser; one BLAS thread, as a serving worker per core runs.
+bench-latency: $(VENV)/.dev
+	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/route_latency.py
 
 # The README's picture of the chat demo: needs Debian's chromium and chromium-driver
 # (apt-get install chromium chromium-driver).

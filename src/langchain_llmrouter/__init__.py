@@ -53,6 +53,7 @@ if TYPE_CHECKING:
         load_router,
         register_router,
     )
+    from langchain_llmrouter.static_embeddings import StaticEmbeddings
 
 _EXPORTS: dict[str, str] = {
     "APIKeys": "candidates",
@@ -91,6 +92,7 @@ _EXPORTS: dict[str, str] = {
     "get_router_class": "routers",
     "load_router": "routers",
     "register_router": "routers",
+    "StaticEmbeddings": "static_embeddings",
 }
 
 __all__ = [
@@ -119,6 +121,7 @@ __all__ = [
     "RouterLoadError",
     "RoutingDataset",
     "RoutingDecision",
+    "StaticEmbeddings",
     "UnknownCandidateError",
     "UnknownRouterError",
     "__version__",

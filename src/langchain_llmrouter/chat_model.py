@@ -9,6 +9,7 @@ errors are raised at once.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import time
@@ -648,9 +649,10 @@ class RouterChatModel(BaseChatModel):
         options: dict[str, Any],
         run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None,
         parent_run: tuple[Any, RunnableConfig] | None,
-    ) -> tuple[str, RunnableConfig, dict[str, Any]]:
-        """The router's input, config (a child run of this one) and options."""
-        callbacks: CallbackManager | list[Any] = []
+    ) -> tuple[str, RunnableConfig | None, dict[str, Any]]:
+        """The router's input, config (a child run of this one; None when no handler would
+        see the run, so routing skips the run's bookkeeping) and options."""
+        callbacks: CallbackManager | None = None
         parent: Any = run_manager
         if parent is None and parent_run is not None:
             run_id, caller = parent_run
@@ -670,7 +672,9 @@ class RouterChatModel(BaseChatModel):
             callbacks.set_handlers(parent.inheritable_handlers)
             callbacks.add_tags(parent.inheritable_tags)
             callbacks.add_metadata(parent.inheritable_metadata)
-        config: RunnableConfig = {"callbacks": callbacks, "run_name": self.router.name}
+        config: RunnableConfig | None = None
+        if callbacks is not None and callbacks.handlers:
+            config = {"callbacks": callbacks, "run_name": self.router.name}
         route_options = {
             "cost_weight": self._option(options, "cost_weight"),
             "budget": self._option(options, "budget"),
@@ -686,6 +690,8 @@ class RouterChatModel(BaseChatModel):
         text, config, route_options = self._router_call(
             messages, request.options, run_manager, request.parent_run
         )
+        if config is None:
+            return self._in_pool(self.router.route(text, **route_options))
         return self._in_pool(self.router.invoke(text, config, **route_options))
 
     async def _aroute(
@@ -697,6 +703,9 @@ class RouterChatModel(BaseChatModel):
         text, config, route_options = self._router_call(
             messages, request.options, run_manager, request.parent_run
         )
+        if config is None:
+            decision = await asyncio.to_thread(self.router.route, text, **route_options)
+            return self._in_pool(decision)
         return self._in_pool(await self.router.ainvoke(text, config, **route_options))
 
     # --- one request ----------------------------------------------------------------------

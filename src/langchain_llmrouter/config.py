@@ -79,7 +79,8 @@ class EmbeddingConfig(_Strict):
     """``embedding`` section: which embedder routers use."""
 
     model: str = "all-MiniLM-L6-v2"
-    """``all-MiniLM-L6-v2`` (bundled, offline) or a local sentence-transformers directory."""
+    """``all-MiniLM-L6-v2`` (bundled, offline), ``static-minilm-l6-v2`` (static token vectors
+    distilled from it: numpy at routing time), or a local sentence-transformers directory."""
     batch_size: int = Field(default=64, ge=1)
     """Texts per forward pass."""
     cache_dir: str | None = None
@@ -167,8 +168,16 @@ class _FileConfig(_Strict):
 
     def build_embeddings(self) -> Any:
         """The configured `Embeddings` (None means the shared default MiniLM)."""
-        from langchain_llmrouter.embeddings import DEFAULT_EMBEDDING_MODEL, MiniLMEmbeddings
+        from langchain_llmrouter.embeddings import (
+            DEFAULT_EMBEDDING_MODEL,
+            STATIC_EMBEDDING_MODEL,
+            MiniLMEmbeddings,
+        )
 
+        if self.embedding.model == STATIC_EMBEDDING_MODEL:
+            from langchain_llmrouter.static_embeddings import StaticEmbeddings
+
+            return StaticEmbeddings()
         if self.embedding.model == DEFAULT_EMBEDDING_MODEL:
             return (
                 None

@@ -19,6 +19,8 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 DEFAULT_EMBEDDING_MODEL = "all-MiniLM-L6-v2"
+STATIC_EMBEDDING_MODEL = "static-minilm-l6-v2"
+"""Static token vectors distilled from the bundled MiniLM (`static_embeddings`)."""
 
 
 def default_cache_dir() -> Path:

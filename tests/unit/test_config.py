@@ -143,15 +143,19 @@ def test_shipped_router_config_loads_without_warnings(
 def test_shipped_knnrouter_configs_have_the_documented_values() -> None:
     train = load_quietly(CONFIGS / "train" / "knnrouter.yaml")
     assert train.hparam == {"k": 50, "weights": "distance", "metric": "cosine", "cost_weight": 0.0}
-    assert train.embedding.model == "all-MiniLM-L6-v2"
+    # kNN ships on the static featuriser (the bench's knnrouter-static row: the same quality).
+    assert train.embedding.model == "static-minilm-l6-v2"
     assert train.embedding.batch_size == 64
-    assert train.build_embeddings() is None  # the shared default MiniLM
+    from langchain_llmrouter.static_embeddings import StaticEmbeddings
+
+    assert isinstance(train.build_embeddings(), StaticEmbeddings)
 
     infer = load_quietly(CONFIGS / "infer" / "knnrouter.yaml")
     assert infer.routing_mode == "current_only"
     assert infer.max_tokens == 1024
     assert infer.temperature == pytest.approx(0.7)
     assert infer.max_concurrency == 8
+    assert infer.embedding.model == "static-minilm-l6-v2"
 
 
 @pytest.mark.parametrize("path", BENCH_CONFIGS, ids=lambda p: p.name)
@@ -169,8 +173,15 @@ def test_shipped_bench_config_loads(
     # Multi-round routers are judged by calling LLMs, not on recorded data: not benchmarked.
     single_round = {n for n in builtin_routers() if not get_router_class(n).graph_router}
     trained = single_round - {"oracle", "randomrouter", "smallest_llm", "largest_llm"}
-    assert set(config.routers) == trained | {"thresholdrouter", "elorouter-global"}
+    static = {f"{n}-static" for n in ("knnrouter", "svmrouter", "mlprouter", "mfrouter")}
+    static |= {"elorouter-static", "hybrid_llm-static"}
+    assert set(config.routers) == trained | {"thresholdrouter", "elorouter-global"} | static
     assert config.routers["elorouter-global"] == {"router": "elorouter", "variant": "global"}
+    for label in static:  # each with its MiniLM twin, on the static featuriser
+        assert config.routers[label] == {
+            "router": label.removesuffix("-static"),
+            "embedding": "static-minilm-l6-v2",
+        }
     assert config.data_path.llm_embedding_data is not None
     expected = {
         "routing_data_train": "routerdc_train.json",
@@ -184,6 +195,7 @@ def test_shipped_bench_config_loads(
     for label, params in config.routers.items():
         params = dict(params)
         name = params.pop("router", label)
+        params.pop("embedding", None)  # the row's featuriser, not a hyperparameter
         get_router_class(name).validate_params(params, source=str(path))
 
 

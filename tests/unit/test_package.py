@@ -36,6 +36,7 @@ EXPECTED_ALL = [
     "RouterLoadError",
     "RoutingDataset",
     "RoutingDecision",
+    "StaticEmbeddings",
     "UnknownCandidateError",
     "UnknownRouterError",
     "__version__",

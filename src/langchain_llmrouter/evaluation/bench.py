@@ -120,13 +120,32 @@ def _route_ms_per_1k(
     return (time.perf_counter() - start) * 1000.0
 
 
-def _router_spec(label: str, params: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    """(router name, hyperparameters) of one benchmark row."""
+def _router_spec(label: str, params: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
+    """(router name, hyperparameters, featuriser) of one benchmark row."""
+    from langchain_llmrouter.embeddings import DEFAULT_EMBEDDING_MODEL, STATIC_EMBEDDING_MODEL
+
     params = dict(params or {})
     name = params.pop("router", label)
     if not isinstance(name, str):
         raise ValueError(f"routers.{label}.router must be a router name, got {name!r}")
-    return name, params
+    featuriser = params.pop("embedding", None)
+    valid = (DEFAULT_EMBEDDING_MODEL, STATIC_EMBEDDING_MODEL)
+    if featuriser is not None and featuriser not in valid:
+        raise ValueError(
+            f"routers.{label}.embedding must be one of {', '.join(valid)}, got {featuriser!r}"
+        )
+    return name, params, featuriser
+
+
+def _embedder_named(name: str) -> Embeddings | None:
+    """The embedder a bench row names (None: the bundled MiniLM, shared)."""
+    from langchain_llmrouter.embeddings import STATIC_EMBEDDING_MODEL
+
+    if name == STATIC_EMBEDDING_MODEL:
+        from langchain_llmrouter.static_embeddings import StaticEmbeddings
+
+        return StaticEmbeddings()
+    return None
 
 
 def _align(router: BaseRouter, predicted: np.ndarray, test: RoutingDataset) -> np.ndarray:
@@ -158,7 +177,9 @@ def run_benchmark(
         test: Test routing data (same candidates, in the same order).
         routers: Row label -> hyperparameters. The label is the router name, unless the
             hyperparameters name the router under a ``router`` key, which lets one run
-            compare variants (``{"elo-global": {"router": "elorouter", "variant": "global"}}``).
+            compare variants (``{"elo-global": {"router": "elorouter", "variant": "global"}}``);
+            an ``embedding`` key (``static-minilm-l6-v2`` or ``all-MiniLM-L6-v2``) trains that
+            row on another featuriser.
         embeddings: Embedder for embedding-based routers (default: bundled MiniLM).
         log: Progress messages go here.
     """
@@ -174,29 +195,39 @@ def run_benchmark(
     if novel.any():  # test queries that all appear in the training file have no novel split
         subsets.append(("novel", novel))
 
-    x_train = x_test = None
     specs = {label: _router_spec(label, params) for label, params in routers.items()}
-    classes = {label: get_router_class(name) for label, (name, _) in specs.items()}
+    classes = {label: get_router_class(name) for label, (name, _, _) in specs.items()}
     multi_round = sorted(label for label, cls in classes.items() if cls.graph_router)
     if multi_round:
         raise ValueError(
             f"multi-round routers cannot be benchmarked on recorded routing data (they decide "
             f"while calling LLMs): {', '.join(multi_round)}"
         )
-    if any(cls.uses_embeddings for cls in classes.values()):
-        from langchain_llmrouter.embeddings import embed_texts
+    # One embedder and one pair of vector sets per featuriser the rows use.
+    embedders: dict[str | None, Embeddings | None] = {None: embeddings}
+    vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
+    for label, (_, _, featuriser) in specs.items():
+        if featuriser is not None and featuriser not in embedders:
+            embedders[featuriser] = _embedder_named(featuriser)
+        if classes[label].uses_embeddings and featuriser not in vectors:
+            from langchain_llmrouter.embeddings import embed_texts
 
-        say(
-            f"embedding {len(train)} train and {len(test)} test queries (cached after the first run)"
-        )
-        x_train = embed_texts(train.queries, embeddings)
-        x_test = embed_texts(test.queries, embeddings)
+            say(
+                f"embedding {len(train)} train and {len(test)} test queries with "
+                f"{featuriser or 'the configured embedder'} (cached after the first run)"
+            )
+            embedder = embedders[featuriser]
+            vectors[featuriser] = (
+                embed_texts(train.queries, embedder),
+                embed_texts(test.queries, embedder),
+            )
 
     # Per subset: list of (name, kind, payload) evaluated the same way.
     entries: list[tuple[str, str, np.ndarray, float | None, float | None]] = []
-    for name, (_, params) in specs.items():
+    for name, (_, params, featuriser) in specs.items():
         cls = classes[name]
-        router = cls.from_params(params, embeddings=embeddings)
+        x_train, x_test = vectors.get(featuriser, (None, None))
+        router = cls.from_params(params, embeddings=embedders[featuriser])
         start = time.perf_counter()
         if cls.trainable:
             router.fit(train, query_embeddings=x_train if cls.uses_embeddings else None)

@@ -545,6 +545,7 @@ class BaseRouter(Runnable[RouterInput, RoutingDecision], ABC):
         from safetensors.numpy import load_file
 
         from langchain_llmrouter.embeddings import DEFAULT_EMBEDDING_MODEL
+        from langchain_llmrouter.embeddings import STATIC_EMBEDDING_MODEL as STATIC_NAME
         from langchain_llmrouter.routers.registry import get_router_class
 
         directory = Path(directory)
@@ -576,6 +577,20 @@ class BaseRouter(Runnable[RouterInput, RoutingDecision], ABC):
                 f"{meta_path}: holds a {document['router']} router, not {cls.name}"
             )
         saved_embedder = document.get("embeddings")
+        if saved_embedder == STATIC_NAME and embeddings is None:
+            # The package makes this featuriser itself (from the bundled MiniLM, cached).
+            from langchain_llmrouter.static_embeddings import StaticEmbeddings
+
+            embeddings = StaticEmbeddings()
+        if saved_embedder and embeddings is not None:
+            from langchain_llmrouter.embeddings import embedding_name
+
+            given = embedding_name(embeddings)
+            if given != saved_embedder and STATIC_NAME in (given, saved_embedder):
+                raise RouterLoadError(
+                    f"{directory}: this router was trained with embeddings {saved_embedder!r}, "
+                    f"not {given!r}; a router routes only with the featuriser it learnt on"
+                )
         if saved_embedder and saved_embedder != DEFAULT_EMBEDDING_MODEL and embeddings is None:
             raise RouterLoadError(
                 f"{directory}: this router was trained with embeddings {saved_embedder!r}; "

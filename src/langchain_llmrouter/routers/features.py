@@ -6,11 +6,17 @@ learned from the training queries (scikit-learn's `TfidfVectorizer`, sublinear t
 l2-normalised rows), projected onto the leading right singular vectors of the
 training TF-IDF matrix so the result stays small and dense (latent semantic
 analysis). Everything learned is saved as JSON (the vocabulary) and numpy arrays
-(idf, projection), never pickled; loading rebuilds the vectoriser from them.
+(idf, projection), never pickled.
+
+Only fitting uses scikit-learn. `transform` re-implements the vectoriser's transform
+(tokens, n-grams, sublinear tf, idf, l2 norm) in numpy from the saved vocabulary and idf,
+so a loaded router featurises queries without importing scikit-learn or scipy.
 """
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from typing import Any
 
 import numpy as np
@@ -23,6 +29,9 @@ TFIDF_OPTIONS: dict[str, Any] = {
     "lowercase": True,
 }
 """How the TF-IDF vocabulary is built (fixed: saved routers rebuild the same vectoriser)."""
+
+_TOKEN = re.compile(r"(?u)\b\w\w+\b")
+"""scikit-learn's default ``token_pattern`` (words of two or more word characters)."""
 
 
 class QueryFeaturizer:
@@ -42,7 +51,7 @@ class QueryFeaturizer:
         self.vocabulary_: list[str] = []
         self.idf_: np.ndarray | None = None
         self.projection_: np.ndarray | None = None
-        self._vectorizer: Any = None
+        self._index: dict[str, int] = {}
 
     # --- fitting and transforming -----------------------------------------------------------
 
@@ -61,16 +70,44 @@ class QueryFeaturizer:
         terms = vectorizer.get_feature_names_out()
         self.vocabulary_ = [str(t) for t in terms]
         self.idf_ = np.asarray(vectorizer.idf_, dtype=np.float32)
-        self._vectorizer = vectorizer
+        self._index = {t: i for i, t in enumerate(self.vocabulary_)}
         self.projection_ = _leading_right_vectors(counts, self.n_components)
         return self._combine(x, counts)
 
     def transform(self, queries: list[str], embeddings: np.ndarray) -> np.ndarray:
-        """Featurise ``queries`` with what `fit_transform` learned."""
+        """Featurise ``queries`` with what `fit_transform` learned (numpy only)."""
         x = np.asarray(embeddings, dtype=np.float32)
         if not self.tfidf:
             return x
-        return self._combine(x, self._vectorizer.transform(queries))
+        assert self.projection_ is not None
+        projected = np.zeros((len(queries), self.projection_.shape[1]), dtype=np.float32)
+        for i, (ids, values) in enumerate(self.tfidf_rows(queries)):
+            if len(ids):
+                # Only the query's own terms (a dense vocabulary row would cost far more),
+                # summed in float64 so the order of the sum does not show in float32.
+                projected[i] = values.astype(np.float64) @ self.projection_[ids].astype(np.float64)
+        return np.hstack([x, projected * np.float32(self.tfidf_scale)])
+
+    def tfidf_rows(self, queries: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each query's TF-IDF vector as (sorted term ids, float32 values).
+
+        The same numbers as the fitted `TfidfVectorizer`'s ``transform`` (its analyser,
+        ``1 + log(count)``, times idf, then the l2 norm of the row), without scikit-learn.
+        """
+        assert self.idf_ is not None
+        index, idf = self._index, self.idf_
+        rows = []
+        for query in queries:
+            counts = Counter(index[t] for t in _terms(query) if t in index)
+            ids = np.array(sorted(counts), dtype=np.int64)
+            values = np.array([counts[i] for i in ids], dtype=np.float32)
+            values = (np.log(values) + np.float32(1.0)) * idf[ids]
+            # scikit-learn squares in float32, sums and divides in float64.
+            norm = float(np.sqrt(np.sum((values * values).astype(np.float64))))
+            if norm > 0.0:
+                values = (values.astype(np.float64) / norm).astype(np.float32)
+            rows.append((ids, values))
+        return rows
 
     def _combine(self, x: np.ndarray, counts: Any) -> np.ndarray:
         assert self.projection_ is not None
@@ -102,23 +139,26 @@ class QueryFeaturizer:
         )
         if not featurizer.tfidf:
             return featurizer
-        from sklearn.feature_extraction import text as sklearn_text
-
         vocabulary = [str(t) for t in meta["vocabulary"]]
         idf = np.asarray(arrays["idf"], dtype=np.float32)
         if len(idf) != len(vocabulary):
             raise KeyError("idf (does not match the vocabulary)")
-        vectorizer = sklearn_text.TfidfVectorizer(
-            **{k: v for k, v in TFIDF_OPTIONS.items() if k not in ("min_df", "max_features")},
-            vocabulary={t: i for i, t in enumerate(vocabulary)},
-            dtype=np.float32,
-        )
-        vectorizer.idf_ = idf
         featurizer.vocabulary_ = vocabulary
         featurizer.idf_ = idf
         featurizer.projection_ = np.asarray(arrays["projection"], dtype=np.float32)
-        featurizer._vectorizer = vectorizer
+        featurizer._index = {t: i for i, t in enumerate(vocabulary)}
         return featurizer
+
+
+def _terms(text: str) -> list[str]:
+    """The vectoriser's analyser: lowercase, `_TOKEN` words, then word n-grams joined by a
+    space (scikit-learn's ``_word_ngrams``), for ``TFIDF_OPTIONS["ngram_range"]``."""
+    low, high = TFIDF_OPTIONS["ngram_range"]
+    words = _TOKEN.findall(text.lower() if TFIDF_OPTIONS["lowercase"] else text)
+    terms = list(words) if low == 1 else []
+    for n in range(max(low, 2), min(high, len(words)) + 1):
+        terms += [" ".join(words[i : i + n]) for i in range(len(words) - n + 1)]
+    return terms
 
 
 def _leading_right_vectors(matrix: Any, k: int) -> np.ndarray:

@@ -168,6 +168,7 @@ class SVMRouter(BaseRouter):
             support = {j: self.rows_[j][svc.support_] for j, svc in svms.items()}
             union = np.unique(np.concatenate([np.zeros(0, dtype=np.int64), *support.values()]))
             self.support_vectors_ = x[union]
+            self._sv_sq_norms = _sq_norms(self.support_vectors_)
             self.dual_coef_ = np.zeros((len(union), n_candidates))
             for j, svc in svms.items():
                 self.dual_coef_[np.searchsorted(union, support[j]), j] = svc.dual_coef_[0]
@@ -193,7 +194,10 @@ class SVMRouter(BaseRouter):
         """Each candidate's SVM decision value, shape (n, n_candidates), from featurised queries."""
         x = np.asarray(features, dtype=np.float64)
         if self.kernel == "rbf":
-            return _rbf(x, self.support_vectors_, self.gamma_) @ self.dual_coef_ + self.intercept_
+            # The support vectors' squared norms are computed once: per query they cost more
+            # than the kernel row itself.
+            kernel = _rbf(x, self.support_vectors_, self.gamma_, b_sq_norms=self._sv_sq_norms)
+            return kernel @ self.dual_coef_ + self.intercept_
         return x @ self.coef_ + self.intercept_
 
     def _predict_quality(
@@ -249,6 +253,7 @@ class SVMRouter(BaseRouter):
         self.calibration_ = arrays["calibration"]
         if self.kernel == "rbf":
             self.support_vectors_ = arrays["support_vectors"]
+            self._sv_sq_norms = _sq_norms(self.support_vectors_)
             self.dual_coef_ = arrays["dual_coef"]
             self.gamma_ = float(arrays["gamma"][0])
         else:
@@ -258,9 +263,21 @@ class SVMRouter(BaseRouter):
         }
 
 
-def _rbf(a: np.ndarray, b: np.ndarray, gamma: float) -> np.ndarray:
-    """``exp(-gamma * ||a_i - b_k||^2)`` for every pair of rows, in float64."""
+def _sq_norms(x: np.ndarray) -> np.ndarray:
+    """Squared l2 norm of every row, in float64."""
+    x = np.asarray(x, dtype=np.float64)
+    return (x**2).sum(axis=1)
+
+
+def _rbf(
+    a: np.ndarray, b: np.ndarray, gamma: float, *, b_sq_norms: np.ndarray | None = None
+) -> np.ndarray:
+    """``exp(-gamma * ||a_i - b_k||^2)`` for every pair of rows, in float64.
+
+    ``b_sq_norms``: `_sq_norms` of ``b``, if already known.
+    """
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
-    sq = (a**2).sum(axis=1)[:, None] - 2.0 * (a @ b.T) + (b**2).sum(axis=1)[None, :]
+    b_sq = _sq_norms(b) if b_sq_norms is None else b_sq_norms
+    sq = _sq_norms(a)[:, None] - 2.0 * (a @ b.T) + b_sq[None, :]
     return np.exp(-gamma * np.maximum(sq, 0.0))
