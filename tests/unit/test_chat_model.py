@@ -7,8 +7,6 @@ check that it is the one the router chose.
 
 from __future__ import annotations
 
-import functools
-import operator
 from collections.abc import Callable
 from typing import Any
 from uuid import UUID
@@ -16,10 +14,10 @@ from uuid import UUID
 import numpy as np
 import openai
 import pytest
+from chat_calls import MODES, call, routing  # tests/unit/chat_calls.py
 from langchain_core.callbacks import BaseCallbackHandler, get_usage_metadata_callback
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate
-from langchain_core.runnables import Runnable
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI
 from pydantic import BaseModel, Field, ValidationError
@@ -38,29 +36,9 @@ from langchain_llmrouter.embeddings import embed_texts
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior
 
 PoolFactory = Callable[..., CandidatePool]
-MODES = ["invoke", "ainvoke", "stream", "astream"]
 QUESTION = "Who wrote Hamlet?"
 
 # --- helpers -------------------------------------------------------------------------------
-
-
-async def call(model: Runnable, mode: str, text: Any, **kwargs: Any) -> BaseMessage:
-    """Run ``model`` one of four ways; a stream comes back as its merged chunks."""
-    if mode == "invoke":
-        return model.invoke(text, **kwargs)
-    if mode == "ainvoke":
-        return await model.ainvoke(text, **kwargs)
-    if mode == "stream":
-        chunks = list(model.stream(text, **kwargs))
-    else:
-        chunks = [chunk async for chunk in model.astream(text, **kwargs)]
-    assert chunks, "the stream yielded nothing"
-    return functools.reduce(operator.add, chunks)
-
-
-def routing(message: BaseMessage) -> dict[str, Any]:
-    """The routing metadata of an answer."""
-    return message.response_metadata["routing"]
 
 
 def model_id(pool: CandidatePool, name: str) -> str:

@@ -6,16 +6,15 @@ Each test drives real ``ChatOpenAI`` candidates over HTTP against the local
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import operator
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import openai
 import pytest
+from chat_calls import MODES, call, routing  # tests/unit/chat_calls.py
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.messages.utils import trim_messages
 from langchain_core.tools import tool
@@ -42,24 +41,6 @@ from langchain_llmrouter.tokens import count_message_tokens
 PoolFactory = Callable[..., CandidatePool]
 QUESTION = "Who wrote Hamlet?"
 STREAMS = ["stream", "astream"]
-MODES = ["invoke", "ainvoke", *STREAMS]
-
-
-async def call(runnable: Any, mode: str, text: Any, **kwargs: Any) -> BaseMessage:
-    """Run ``runnable`` one of four ways; a stream comes back as its merged chunks."""
-    if mode == "invoke":
-        return runnable.invoke(text, **kwargs)
-    if mode == "ainvoke":
-        return await runnable.ainvoke(text, **kwargs)
-    if mode == "stream":
-        chunks = list(runnable.stream(text, **kwargs))
-    else:
-        chunks = [chunk async for chunk in runnable.astream(text, **kwargs)]
-    return functools.reduce(operator.add, chunks)
-
-
-def routing(message: BaseMessage) -> dict[str, Any]:
-    return message.response_metadata["routing"]
 
 
 class Ranked(BaseRouter):

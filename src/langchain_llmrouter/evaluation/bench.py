@@ -137,17 +137,6 @@ def _router_spec(label: str, params: dict[str, Any]) -> tuple[str, dict[str, Any
     return name, params, featuriser
 
 
-def _embedder_named(name: str) -> Embeddings | None:
-    """The embedder a bench row names (None: the bundled MiniLM, shared)."""
-    from langchain_llmrouter.embeddings import STATIC_EMBEDDING_MODEL
-
-    if name == STATIC_EMBEDDING_MODEL:
-        from langchain_llmrouter.static_embeddings import StaticEmbeddings
-
-        return StaticEmbeddings()
-    return None
-
-
 def _align(router: BaseRouter, predicted: np.ndarray, test: RoutingDataset) -> np.ndarray:
     """Predictions in the test file's candidate order; a candidate the router does not
     know (a two-candidate router, say) gets NaN, which the policy never picks."""
@@ -208,7 +197,9 @@ def run_benchmark(
     vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
     for label, (_, _, featuriser) in specs.items():
         if featuriser is not None and featuriser not in embedders:
-            embedders[featuriser] = _embedder_named(featuriser)
+            from langchain_llmrouter.embeddings import builtin_embeddings
+
+            embedders[featuriser] = builtin_embeddings(featuriser)
         if classes[label].uses_embeddings and featuriser not in vectors:
             from langchain_llmrouter.embeddings import embed_texts
 
