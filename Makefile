@@ -1,6 +1,6 @@
 # Two entry points: `make demo` (benchmark every router on RouterDC data, then train and route
-# with the kNN router; no keys, no servers) and `make test` (the test suite). Each creates its
-# virtual environment if needed; `.ci/run` runs both.
+# with the kNN router; no keys, no servers) and `make test` (lint, type check, docs build, then
+# the test suite). Each creates its virtual environment if needed; `.ci/run` runs both.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -10,7 +10,10 @@ TORCH_SPEC ?= torch==2.13.0
 # needs `graph` (torch-geometric). tests/unit/test_cli.py checks this list against that config.
 DEMO_EXTRAS ?= graph
 
-.PHONY: demo test bench-overhead bench-latency screenshot lint clean
+# What `make lint` checks (a folder that is not there is left out).
+LINT_PATHS := $(wildcard src data_pipeline tests benchmarks examples custom_routers scripts)
+
+.PHONY: demo test bench-overhead bench-latency screenshot lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +40,8 @@ demo: $(VENV)/.demo
 	$(BIN)/llmrouter infer --router knnrouter --config configs/infer/knnrouter.yaml --route-only \
 		--query "Write a Python function that returns the n-th Fibonacci number."
 
-test: $(VENV)/.dev
+# What CI runs: the same checks as .pre-commit-config.yaml, the docs build, then the tests.
+test: $(VENV)/.dev lint docs
 	$(BIN)/python -m pytest -q
 
 bench-overhead: $(VENV)/.dev
@@ -54,9 +58,14 @@ screenshot: $(VENV)/.dev
 	$(BIN)/python scripts/demo_screenshot.py --out docs/images/chat_demo.png
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check src data_pipeline tests benchmarks examples custom_routers scripts
-	$(BIN)/ruff format --check src data_pipeline tests benchmarks examples custom_routers scripts
+	$(BIN)/ruff check $(LINT_PATHS)
+	$(BIN)/ruff format --check $(LINT_PATHS)
 	$(BIN)/mypy
 
+# The documentation site (mkdocs.yml), warnings as errors, into site/ (git-ignored).
+# `$(BIN)/mkdocs serve` previews it while you edit.
+docs: $(VENV)/.dev
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
 clean:
-	rm -rf $(VENV) models .pytest_cache
+	rm -rf $(VENV) models .pytest_cache site

@@ -37,13 +37,12 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # `data_pipeline` lives beside the package
+from langchain_llmrouter.pipeline.call_candidates import acall_candidates
+from langchain_llmrouter.pipeline.calling import build_pool
+from langchain_llmrouter.pipeline.config import load_pipeline_config
+from langchain_llmrouter.pipeline.tasks import render_messages
 
-from data_pipeline.call_candidates import acall_candidates  # noqa: E402
-from data_pipeline.calling import build_pool  # noqa: E402
-from data_pipeline.config import load_pipeline_config  # noqa: E402
-from data_pipeline.tasks import render_messages  # noqa: E402
+REPO = Path(__file__).resolve().parents[1]
 
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "llmrouter_example"
 MODEL = "qwen2.5-7b-instruct"

@@ -83,6 +83,8 @@ class EmbeddingConfig(_Strict):
     distilled from it: numpy at routing time), or a local sentence-transformers directory."""
     batch_size: int = Field(default=64, ge=1)
     """Texts per forward pass."""
+    num_threads: int | None = Field(default=None, ge=1)
+    """Torch's CPU threads for MiniLM (None: one per core); 1 for a serving worker per core."""
     cache_dir: str | None = None
     """On-disk embedding cache (default ``$LLMROUTER_CACHE_DIR`` or ~/.cache/langchain_llmrouter)."""
 
@@ -93,7 +95,7 @@ class _FileConfig(_Strict):
     paths_relative_to_config: ClassVar[bool] = False
     """True: relative paths resolve against the config file's folder (router and bench
     configs). False: the working directory first, then the config's folder (the rule that
-    companion configs such as ``data_pipeline``'s keep)."""
+    companion configs such as the data pipeline's keep)."""
 
     embedding: EmbeddingConfig = Field(default_factory=EmbeddingConfig)
     """Query embedder."""
@@ -178,17 +180,21 @@ class _FileConfig(_Strict):
         if self.embedding.model == STATIC_EMBEDDING_MODEL:
             return builtin_embeddings(STATIC_EMBEDDING_MODEL)
         if self.embedding.model == DEFAULT_EMBEDDING_MODEL:
-            return (
-                None
-                if self.embedding.batch_size == 64
-                else MiniLMEmbeddings(batch_size=self.embedding.batch_size)
+            if self.embedding.batch_size == 64 and self.embedding.num_threads is None:
+                return None
+            return MiniLMEmbeddings(
+                batch_size=self.embedding.batch_size, num_threads=self.embedding.num_threads
             )
         path = self.resolve(self.embedding.model, what="embedding.model")
-        return MiniLMEmbeddings(model_path=str(path), batch_size=self.embedding.batch_size)
+        return MiniLMEmbeddings(
+            model_path=str(path),
+            batch_size=self.embedding.batch_size,
+            num_threads=self.embedding.num_threads,
+        )
 
 
 FileConfig = _FileConfig
-"""Public name of the base class, for companion configs (``data_pipeline``)."""
+"""Public name of the base class, for companion configs (`langchain_llmrouter.pipeline`)."""
 FileConfigT = TypeVar("FileConfigT", bound=_FileConfig)
 
 
@@ -333,8 +339,8 @@ def load_bench_config(path: str | Path) -> BenchConfig:
 def load_yaml_config(model: type[FileConfigT], path: str | Path) -> FileConfigT:
     """Load a YAML file into any config model built on this module's base class.
 
-    Used by companions such as ``data_pipeline`` so their configs report errors the same
-    way (file, line, key).
+    Used by companions such as `langchain_llmrouter.pipeline` so their configs report errors
+    the same way (file, line, key).
 
     Raises:
         ConfigError: naming the file, line and key of the problem.

@@ -61,18 +61,30 @@ class MiniLMEmbeddings(Embeddings):
     """
 
     def __init__(
-        self, *, model_path: str | None = None, batch_size: int = 64, device: str = "cpu"
+        self,
+        *,
+        model_path: str | None = None,
+        batch_size: int = 64,
+        device: str = "cpu",
+        num_threads: int | None = None,
     ) -> None:
         """Configure the embedder.
 
         Args:
             model_path: A local sentence-transformers model directory; default the bundled one.
-            batch_size: Texts per forward pass.
+            batch_size: Texts per forward pass (sentence-transformers sorts them by length).
             device: Torch device.
+            num_threads: Torch's CPU threads, set for the whole process when the model loads
+                (None: leave torch's default, one per core). A serving worker per core
+                should use 1: on two cores one query's forward pass measured about twice as
+                fast at one thread as at two (`benchmarks/route_latency.py`).
         """
+        if num_threads is not None and num_threads < 1:
+            raise ValueError(f"num_threads must be >= 1, got {num_threads}")
         self.model_path = model_path
         self.batch_size = batch_size
         self.device = device
+        self.num_threads = num_threads
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -86,6 +98,10 @@ class MiniLMEmbeddings(Embeddings):
             if self._model is None:
                 from sentence_transformers import SentenceTransformer
 
+                if self.num_threads is not None:
+                    import torch
+
+                    torch.set_num_threads(self.num_threads)
                 path = self.model_path
                 if path is None:
                     path = str(bundled_minilm_path())

@@ -218,10 +218,12 @@ class CandidateHealth:
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        """Args:
-        allowed_fails: Provider failures in a row before a cooldown (LiteLLM's default, 3).
-        cooldown_s: Seconds a candidate is skipped after that (LiteLLM's default, 5).
-        clock: The time source (``time.monotonic``; tests may pass their own).
+        """Set the cooldown rule.
+
+        Args:
+            allowed_fails: Provider failures in a row before a cooldown (LiteLLM's default, 3).
+            cooldown_s: Seconds a candidate is skipped after that (LiteLLM's default, 5).
+            clock: The time source (``time.monotonic``; tests may pass their own).
         """
         if allowed_fails < 1 or cooldown_s < 0:
             raise ValueError("allowed_fails must be >= 1 and cooldown_s >= 0")

@@ -30,12 +30,12 @@ from typing import Any
 import pytest
 import yaml
 
-from data_pipeline.call_candidates import call_candidates
-from data_pipeline.config import load_pipeline_config
-from data_pipeline.embed_candidates import embed_candidates
-from data_pipeline.queries import generate_queries
 from langchain_llmrouter import load_router
 from langchain_llmrouter.cli.main import main as llmrouter
+from langchain_llmrouter.pipeline.call_candidates import call_candidates
+from langchain_llmrouter.pipeline.config import load_pipeline_config
+from langchain_llmrouter.pipeline.embed_candidates import embed_candidates
+from langchain_llmrouter.pipeline.queries import generate_queries
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior
 
 REPO = Path(__file__).resolve().parents[2]

@@ -285,6 +285,7 @@ def test_train_saves_the_router_and_says_what_it_did(trained: Trained, slices: S
         "k": K,
         "weights": "distance",
         "metric": "cosine",
+        "dims": None,
         "cost_weight": 0.0,
         "budget": None,
     }

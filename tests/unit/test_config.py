@@ -142,8 +142,15 @@ def test_shipped_router_config_loads_without_warnings(
 
 def test_shipped_knnrouter_configs_have_the_documented_values() -> None:
     train = load_quietly(CONFIGS / "train" / "knnrouter.yaml")
-    assert train.hparam == {"k": 50, "weights": "distance", "metric": "cosine", "cost_weight": 0.0}
-    # kNN ships on the static featuriser (the bench's knnrouter-static row: the same quality).
+    assert train.hparam == {
+        "k": 50,
+        "weights": "distance",
+        "metric": "cosine",
+        "dims": 64,
+        "cost_weight": 0.0,
+    }
+    # kNN ships on the static featuriser, searching 64 principal components (both chosen by
+    # cross-validation on the train file: benchmarks/featuriser_selection.py, knn_k_selection.py).
     assert train.embedding.model == "static-minilm-l6-v2"
     assert train.embedding.batch_size == 64
     from langchain_llmrouter.static_embeddings import StaticEmbeddings
@@ -178,9 +185,12 @@ def test_shipped_bench_config_loads(
     assert set(config.routers) == trained | {"thresholdrouter", "elorouter-global"} | static
     assert config.routers["elorouter-global"] == {"router": "elorouter", "variant": "global"}
     for label in static:  # each with its MiniLM twin, on the static featuriser
+        # kNN also with the index size its shipped config uses (configs/train/knnrouter.yaml)
+        extra = {"dims": 64} if label == "knnrouter-static" else {}
         assert config.routers[label] == {
             "router": label.removesuffix("-static"),
             "embedding": "static-minilm-l6-v2",
+            **extra,
         }
     assert config.data_path.llm_embedding_data is not None
     expected = {
@@ -598,7 +608,7 @@ def test_output_path_is_relative_to_the_config_folder(layout: tuple[Path, Path])
 
 
 def test_companion_configs_keep_the_working_directory_first(layout: tuple[Path, Path]) -> None:
-    """`FileConfig` subclasses (data_pipeline's) keep their documented rule: CWD, then the file."""
+    """`FileConfig` subclasses (the pipeline's) keep their documented rule: CWD, then the file."""
     from langchain_llmrouter.config import FileConfig, load_yaml_config
 
     class Companion(FileConfig):
@@ -707,7 +717,7 @@ def test_unknown_hparam_lists_the_valid_ones(tmp_path: Path) -> None:
     assert info.value.field == "hparam.n_neighbors"
     message = str(info.value)
     assert str(path) in message
-    assert "valid: budget, cost_weight, k, metric, weights" in message
+    assert "valid: budget, cost_weight, dims, k, metric, weights" in message
 
 
 def test_baseline_hparams_are_checked_too(tmp_path: Path) -> None:
@@ -732,6 +742,7 @@ def test_good_hparams_build_the_router(tmp_path: Path) -> None:
         "k": 3,
         "weights": "uniform",
         "metric": "cosine",
+        "dims": None,
         "cost_weight": 2.5,
         "budget": 0.01,
     }

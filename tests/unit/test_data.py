@@ -537,3 +537,23 @@ def test_novel_mask() -> None:
 
     mask = make(["x", "y", "z"]).novel_mask(make(["y", "w"]))
     assert mask.tolist() == [True, False, True]
+
+
+def test_data_package_keeps_its_names_and_its_readers_point_one_way() -> None:
+    """`langchain_llmrouter.data` is a package: the dataset, and readers that know nothing of it."""
+    import ast
+
+    import langchain_llmrouter
+    from langchain_llmrouter import data
+    from langchain_llmrouter.data import dataset, readers
+
+    assert data.RoutingDataset is dataset.RoutingDataset is langchain_llmrouter.RoutingDataset
+    assert (data.DataFormat, data.VERIFICATION_FIELD) == (
+        readers.DataFormat,
+        "verification_score",
+    )
+    tree = ast.parse(Path(readers.__file__).read_text())
+    imported = {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+    assert not {m for m in imported if m.startswith("langchain_llmrouter.data")}, imported

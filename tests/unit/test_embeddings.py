@@ -220,3 +220,27 @@ def test_embed_texts_default_is_cached_minilm(llmrouter_cache: Path) -> None:
     assert first.shape == (2, 384)
     assert (llmrouter_cache / "embeddings.sqlite").is_file()
     np.testing.assert_array_equal(embed_texts(texts[::-1]), first[::-1])
+
+
+def test_minilm_thread_count_is_set_when_the_model_loads() -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        embedder = MiniLMEmbeddings(num_threads=1)
+        assert torch.get_num_threads() == before  # nothing happens at construction
+        assert embedder.embed_array(["one thread"]).shape == (1, 384)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(ValueError, match="num_threads must be >= 1"):
+        MiniLMEmbeddings(num_threads=0)
+
+
+def test_config_passes_the_thread_count_to_minilm(tmp_path: Path) -> None:
+    from langchain_llmrouter.config import load_config
+
+    path = tmp_path / "train.yaml"
+    path.write_text("router: knnrouter\nembedding:\n  num_threads: 1\n", encoding="utf-8")
+    embedder = load_config(path).build_embeddings()
+    assert isinstance(embedder, MiniLMEmbeddings) and embedder.num_threads == 1

@@ -11,7 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from langchain_llmrouter import RouterLoadError, RoutingDataset, create_router, load_router
+from langchain_llmrouter import (
+    CandidatePool,
+    RouterLoadError,
+    RoutingDataset,
+    create_router,
+    load_router,
+)
 from langchain_llmrouter.config import load_config
 from langchain_llmrouter.embeddings import MiniLMEmbeddings
 from langchain_llmrouter.static_embeddings import STATIC_NAME, StaticEmbeddings
@@ -139,3 +145,62 @@ def test_bench_rows_compare_the_featurisers_side_by_side(
     assert any(a != b for a, b in picks)
     with pytest.raises(ValueError, match=r"routers\.bad\.embedding must be one of"):
         run_benchmark(train, test, {"bad": {"router": "knnrouter", "embedding": "word2vec"}})
+
+
+def _hf_ids(static: StaticEmbeddings, texts: list[str]) -> list[list[int]]:
+    tokenizer = static._load()[1].tokenizer
+    return [e.ids for e in tokenizer.encode_batch(texts, add_special_tokens=False)]
+
+
+def test_the_word_cache_gives_the_tokenizers_own_ids_on_every_example_query(
+    static: StaticEmbeddings, shared_data: Path
+) -> None:
+    pool = CandidatePool.from_json(shared_data / "default_llm.json")
+    queries = [
+        query
+        for name in ("routerdc_train.json", "routerdc_test.json")
+        for query in RoutingDataset.from_file(shared_data / name, candidates=pool).queries
+    ]
+    pieces = static._load()[1]
+    assert pieces.enabled
+    assert sum(q.isascii() for q in queries) > 5000  # the cached path is what is compared
+    assert pieces.encode(queries) == _hf_ids(static, queries)
+
+
+def test_the_word_cache_matches_the_tokenizer_on_odd_ascii(static: StaticEmbeddings) -> None:
+    rng = np.random.default_rng(7)
+    alphabet = list(
+        "abcXYZ019 \t\n\r\x00\x07\x0b\x0c\x1c\x1f\x7f.,;:!?'\"()[]{}<>/\\|@#$%^&*-_=+~`"
+    )
+    texts = ["".join(rng.choice(alphabet, size=int(rng.integers(0, 80)))) for _ in range(300)]
+    texts += ["x" * 150, "[CLS] [SEP] [UNK] [PAD] [MASK]", "word " * 400, "Ünïcode ½ 東京 text"]
+    assert static._load()[1].encode(texts) == _hf_ids(static, texts)
+
+
+def test_the_word_cache_starts_over_past_its_limit(
+    static: StaticEmbeddings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from langchain_llmrouter import static_embeddings
+
+    pieces = static._load()[1]
+    seeded = len(pieces._seed)
+    monkeypatch.setattr(static_embeddings, "_WORD_CACHE_LIMIT", seeded + 5)
+    texts = [f"zqx{i}vw" for i in range(8)]
+    assert pieces.encode(texts) == _hf_ids(static, texts)
+    assert len(pieces._words) <= seeded + 8
+    assert pieces.encode(["hello zqx1vw"]) == _hf_ids(static, ["hello zqx1vw"])
+
+
+def test_a_tokenizer_other_than_bert_uncased_is_used_whole(static: StaticEmbeddings) -> None:
+    from tokenizers import Tokenizer, normalizers
+
+    from langchain_llmrouter.static_embeddings import _WordPieces
+
+    tokenizer = Tokenizer.from_str(static._load()[1].tokenizer.to_str())
+    tokenizer.normalizer = normalizers.BertNormalizer(lowercase=False)
+    pieces = _WordPieces(tokenizer)
+    assert not pieces.enabled
+    cased = ["Paris Is In France"]
+    assert pieces.encode(cased) == [
+        e.ids for e in tokenizer.encode_batch(cased, add_special_tokens=False)
+    ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +73,37 @@ def test_builtin_metrics_are_registered_and_names_are_case_insensitive() -> None
     assert isinstance(get_metric("code_eval"), CodeExecutionMetric)
     assert get_metric("mbpp").kind == "mbpp"  # type: ignore[attr-defined]
     assert get_metric("humaneval").kind == "humaneval"  # type: ignore[attr-defined]
+
+
+def test_the_registry_imports_the_code_metrics_only_on_lookup() -> None:
+    # The registry owns the names; modules that define metrics never import it back.
+    code = (
+        "import sys\n"
+        "from langchain_llmrouter.evaluation import task_metrics\n"
+        "code = 'langchain_llmrouter.evaluation.code_metric'\n"
+        "assert code not in sys.modules, 'imported with the registry'\n"
+        "assert {'code_eval', 'mbpp', 'humaneval', 'human_eval'} <= set(task_metrics.metric_names())\n"
+        "assert code not in sys.modules, 'imported by metric_names()'\n"
+        "metric = task_metrics.get_metric('MBPP')\n"
+        "assert code in sys.modules and metric.kind == 'mbpp'\n"
+        "from langchain_llmrouter.evaluation.code_metric import CodeExecutionMetric\n"
+        "assert task_metrics.CodeExecutionMetric is CodeExecutionMetric\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    source = Path(task_metrics.__file__).read_text(encoding="utf-8")
+    assert "noqa: E402" not in source
+    code_metric = Path(task_metrics.__file__).with_name("code_metric.py").read_text("utf-8")
+    assert "task_metrics" not in code_metric.split('"""', 2)[2]
+
+
+def test_a_registered_metric_replaces_a_lazy_builtin(registry: None) -> None:
+    def always(prediction: str, ground_truth: Any, row: Any) -> float:
+        return 1.0
+
+    register_metric("MBPP")(always)
+    assert get_metric("mbpp") is always
+    assert "MBPP" in metric_names() and "mbpp" not in metric_names()
+    assert isinstance(get_metric("code_eval"), CodeExecutionMetric)
 
 
 def test_unknown_metric_lists_the_valid_names() -> None:

@@ -13,6 +13,7 @@ from langchain_llmrouter.errors import ConfigError
 if TYPE_CHECKING:
     from langchain_llmrouter.candidates import CandidatePool
     from langchain_llmrouter.data import RoutingDataset
+    from langchain_llmrouter.graphs.base import BaseGraphRouter
     from langchain_llmrouter.routers.base import BaseRouter
 
 
@@ -106,8 +107,8 @@ def model_dir(
 
 def trained_router(
     name: str, config: RouterConfig, pool: CandidatePool, override: Path | None = None
-) -> BaseRouter:
-    """The saved router, or an untrained baseline set up from the candidates."""
+) -> BaseRouter | BaseGraphRouter:
+    """The saved router, or an untrained one (a baseline, say) set up from the candidates."""
     from langchain_llmrouter.routers.registry import get_router_class
 
     cls = get_router_class(name)

@@ -41,7 +41,9 @@ def run(args: argparse.Namespace) -> int:
     name, config = router_config(args)
     pool = candidate_pool(config)
     router = trained_router(name, config, pool, override=args.load_model_path)
-    if router.graph_router:
+    from langchain_llmrouter.graphs.base import BaseGraphRouter
+
+    if isinstance(router, BaseGraphRouter):
         raise ConfigError(
             f"{name} is a multi-round router: it can only be judged by calling LLMs, not on "
             "recorded routing data; run it with `llmrouter infer` on queries with answers instead",

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_llmrouter.cli.common import (
     add_load_model_arg,
@@ -16,6 +16,9 @@ from langchain_llmrouter.cli.common import (
     trained_router,
 )
 from langchain_llmrouter.errors import ConfigError, DataFormatError
+
+if TYPE_CHECKING:
+    from langchain_llmrouter.graphs.base import BaseGraphRouter
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -108,7 +111,9 @@ def run(args: argparse.Namespace) -> int:
     if not queries:
         raise DataFormatError("no queries in the input file", path=args.input)
     options = {"cost_weight": args.cost_weight, "budget": args.budget}
-    if router.graph_router:
+    from langchain_llmrouter.graphs.base import BaseGraphRouter
+
+    if isinstance(router, BaseGraphRouter):  # it answers by running its graph
         answered = _run_graph(name, router, pool, config, queries, args)
         _write(answered, args.output, single=args.query is not None)
         return _exit_status(answered, route_only=False)
@@ -144,7 +149,7 @@ def _exit_status(records: list[dict[str, Any]], *, route_only: bool) -> int:
 
 def _run_graph(
     name: str,
-    router: Any,
+    router: BaseGraphRouter,
     pool: Any,
     config: Any,
     queries: list[str],

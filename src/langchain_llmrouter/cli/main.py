@@ -16,7 +16,7 @@ ALIASES = {"list-routers": ["list_routers"]}
 
 
 def _verbs() -> dict[str, tuple[ModuleType, str]]:
-    from langchain_llmrouter.cli import bench, chat, evaluate, infer, list_routers, train
+    from langchain_llmrouter.cli import bench, chat, evaluate, infer, list_routers, pipeline, train
 
     return {
         "train": (train, "train a router on routing data and save it"),
@@ -25,6 +25,7 @@ def _verbs() -> dict[str, tuple[ModuleType, str]]:
         "bench": (bench, "train and compare routers side by side"),
         "chat": (chat, "start the Streamlit chat demo (needs the demo extra)"),
         "list-routers": (list_routers, "list built-in and plugin routers"),
+        "pipeline": (pipeline, "turn benchmarks into routing data (the data pipeline's stages)"),
     }
 
 

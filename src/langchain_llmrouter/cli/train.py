@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from langchain_llmrouter.data import RoutingDataset
-    from langchain_llmrouter.routers.base import BaseRouter
+    from langchain_llmrouter.routers.estimator import RouterEstimator
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _embed_with_progress(router: BaseRouter, dataset: RoutingDataset) -> np.ndarray:
+def _embed_with_progress(router: RouterEstimator, dataset: RoutingDataset) -> np.ndarray:
     """The training queries' embeddings, through the disk cache, with progress on stderr.
 
     Embedding is most of a first training run (a minute or more for thousands of queries

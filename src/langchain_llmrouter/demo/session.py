@@ -17,7 +17,12 @@ from typing import Any, Literal
 
 from langchain_llmrouter.candidates import CandidatePool
 from langchain_llmrouter.config import RouterConfig, load_config
-from langchain_llmrouter.errors import ConfigError, LLMRouterError, RouterLoadError
+from langchain_llmrouter.errors import (
+    ConfigError,
+    GraphRouterError,
+    LLMRouterError,
+    RouterLoadError,
+)
 from langchain_llmrouter.routers.base import BaseRouter, RoutingDecision
 
 Mode = Literal["current_only", "full_context", "retrieval"]
@@ -194,21 +199,28 @@ def build_router(label: str, directory: Path | None, setup: DemoSetup) -> BaseRo
 
     Raises:
         RouterLoadError: naming the directory and what is wrong with it.
+        GraphRouterError: the router runs as a LangGraph graph (the demo routes one query
+            at a time).
     """
-    from langchain_llmrouter.routers.registry import get_router_class
+    from langchain_llmrouter.routers.registry import get_router_class, load_router
 
     embeddings = setup.config.build_embeddings()
     if directory is None:
         cls = get_router_class(label)
+        if not issubclass(cls, BaseRouter):
+            raise GraphRouterError(label)
         return cls.from_params({}, embeddings=embeddings).fit_candidates(setup.pool)
     try:
-        return BaseRouter.load(directory, embeddings=embeddings)
+        router = load_router(directory, embeddings=embeddings)
     except LLMRouterError:
         raise
     except (OSError, ValueError, KeyError, json.JSONDecodeError) as exc:
         raise RouterLoadError(
             f"{directory}: cannot load the router: {type(exc).__name__}: {exc}"
         ) from exc
+    if not isinstance(router, BaseRouter):
+        raise GraphRouterError(router.name)
+    return router
 
 
 def largest_candidate(pool: CandidatePool) -> str:

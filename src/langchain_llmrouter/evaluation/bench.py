@@ -10,10 +10,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
+from langchain_llmrouter.errors import GraphRouterError
 from langchain_llmrouter.evaluation.router_metrics import (
     ReferencePoints,
     RouterReport,
@@ -23,7 +24,7 @@ from langchain_llmrouter.evaluation.router_metrics import (
     quality_cost_curve,
     reference_points,
 )
-from langchain_llmrouter.routers.registry import get_router_class
+from langchain_llmrouter.routers.registry import get_router_class, router_kind
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -120,6 +121,14 @@ def _route_ms_per_1k(
     return (time.perf_counter() - start) * 1000.0
 
 
+def _single_round_class(name: str) -> type[BaseRouter]:
+    """The registry's class for ``name``, a single-round router (``router_kind`` "single")."""
+    cls = get_router_class(name)
+    if router_kind(name) != "single":
+        raise GraphRouterError(name)
+    return cast("type[BaseRouter]", cls)
+
+
 def _router_spec(label: str, params: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
     """(router name, hyperparameters, featuriser) of one benchmark row."""
     from langchain_llmrouter.embeddings import DEFAULT_EMBEDDING_MODEL, STATIC_EMBEDDING_MODEL
@@ -185,13 +194,15 @@ def run_benchmark(
         subsets.append(("novel", novel))
 
     specs = {label: _router_spec(label, params) for label, params in routers.items()}
-    classes = {label: get_router_class(name) for label, (name, _, _) in specs.items()}
-    multi_round = sorted(label for label, cls in classes.items() if cls.graph_router)
+    multi_round = sorted(
+        label for label, (name, _, _) in specs.items() if router_kind(name) == "graph"
+    )
     if multi_round:
         raise ValueError(
             f"multi-round routers cannot be benchmarked on recorded routing data (they decide "
             f"while calling LLMs): {', '.join(multi_round)}"
         )
+    classes = {label: _single_round_class(name) for label, (name, _, _) in specs.items()}
     # One embedder and one pair of vector sets per featuriser the rows use.
     embedders: dict[str | None, Embeddings | None] = {None: embeddings}
     vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
@@ -243,7 +254,7 @@ def run_benchmark(
     for name in ("randomrouter", "smallest_llm", "largest_llm"):
         if name in routers:
             continue
-        ref_cls = get_router_class(name)
+        ref_cls = _single_round_class(name)
         ref = ref_cls.from_params({"seed": 0} if name == "randomrouter" else {}).fit_candidates(
             train.candidate_info()
         )

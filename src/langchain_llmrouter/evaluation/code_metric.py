@@ -1,6 +1,10 @@
 """Code metrics: pass@1 of generated code for MBPP and HumanEval, run in the sandbox of
-`langchain_llmrouter.evaluation.code_sandbox` (registered as ``code_eval``, ``mbpp`` and
-``humaneval``; imported by `langchain_llmrouter.evaluation.task_metrics`)."""
+`langchain_llmrouter.evaluation.code_sandbox`.
+
+The metric registry of `langchain_llmrouter.evaluation.task_metrics` names the instances at the
+bottom of this module as the built-in ``code_eval``, ``mbpp`` and ``humaneval`` (alias
+``human_eval``) and imports this module on first lookup; this module does not import the
+registry."""
 
 from __future__ import annotations
 
@@ -14,7 +18,6 @@ from typing import Any, Literal
 
 from langchain_llmrouter.errors import DataFormatError, UnknownNameError
 from langchain_llmrouter.evaluation.code_sandbox import run_python_sandboxed
-from langchain_llmrouter.evaluation.task_metrics import register_metric
 
 logger = logging.getLogger(__name__)
 
@@ -199,6 +202,9 @@ class CodeExecutionMetric:
         return 1.0 if result.passed and marker in result.output else 0.0
 
 
-register_metric("code_eval")(CodeExecutionMetric())
-register_metric("mbpp")(CodeExecutionMetric(kind="mbpp"))
-register_metric("humaneval", "human_eval")(CodeExecutionMetric(kind="humaneval"))
+code_eval = CodeExecutionMetric()
+"""The built-in ``code_eval`` metric: MBPP or HumanEval, chosen from each row."""
+mbpp = CodeExecutionMetric(kind="mbpp")
+"""The built-in ``mbpp`` metric."""
+humaneval = CodeExecutionMetric(kind="humaneval")
+"""The built-in ``humaneval`` (and ``human_eval``) metric."""

@@ -7,6 +7,10 @@ with `register_metric` (names match case-insensitively, so the stored names ``GS
 ``MATH`` and ``f1_score`` work as they are) and looked up with `get_metric`; `score_response`
 scores one response with the row's own metric.
 
+This module owns the registry and never imports a module that registers into it: metrics
+defined elsewhere in the package (the code metrics) are named in `_BUILTIN` as
+``"module:attribute"`` and imported on first lookup, as `routers.registry` does for routers.
+
 Built-in metrics:
 
 - ``em``, ``cem`` (containment), ``cemf1``, ``f1`` / ``f1_score``: SQuAD-style normalised
@@ -31,9 +35,13 @@ import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping
 from fractions import Fraction
-from typing import Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from langchain_llmrouter.errors import DataFormatError, UnknownNameError
+
+if TYPE_CHECKING:
+    from langchain_llmrouter.evaluation.code_metric import CodeExecutionMetric, extract_code
 
 __all__ = [
     "CodeExecutionMetric",
@@ -54,6 +62,29 @@ Metric = Callable[[str, Any, Mapping[str, Any]], float]
 
 _METRICS: dict[str, Metric] = {}
 _NAMES: dict[str, str] = {}  # lower-cased key -> the name as registered
+
+_BUILTIN: dict[str, str] = {
+    "code_eval": "langchain_llmrouter.evaluation.code_metric:code_eval",
+    "mbpp": "langchain_llmrouter.evaluation.code_metric:mbpp",
+    "humaneval": "langchain_llmrouter.evaluation.code_metric:humaneval",
+    "human_eval": "langchain_llmrouter.evaluation.code_metric:humaneval",
+}
+"""Built-in metrics defined in other modules: name -> ``"module:attribute"``, imported on
+first lookup (so importing this module does not import the code sandbox). A metric
+registered under the same name replaces the built-in one."""
+
+_REEXPORTS: dict[str, str] = {
+    "CodeExecutionMetric": "langchain_llmrouter.evaluation.code_metric",
+    "extract_code": "langchain_llmrouter.evaluation.code_metric",
+}
+"""Names kept importable from here (their old home), loaded on first use."""
+
+
+def __getattr__(name: str) -> Any:
+    """Import the re-exported code-metric names on first use."""
+    if name in _REEXPORTS:
+        return getattr(import_module(_REEXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def register_metric(name: str, *aliases: str) -> Callable[[Metric], Metric]:
@@ -85,15 +116,21 @@ def get_metric(name: str) -> Metric:
     Raises:
         UnknownNameError: If no metric has that name; the message lists the valid ones.
     """
-    metric = _METRICS.get(str(name).strip().lower())
+    key = str(name).strip().lower()
+    metric = _METRICS.get(key)
+    if metric is None and key in _BUILTIN:
+        module_name, attribute = _BUILTIN[key].split(":")
+        metric = getattr(import_module(module_name), attribute)
+        _METRICS[key] = metric
+        _NAMES.setdefault(key, key)
     if metric is None:
         raise UnknownNameError("metric", str(name), metric_names())
     return metric
 
 
 def metric_names() -> list[str]:
-    """Every registered metric name and alias, sorted."""
-    return sorted(_NAMES.values())
+    """Every registered metric name and alias (built-ins not yet imported included), sorted."""
+    return sorted({**{key: key for key in _BUILTIN}, **_NAMES}.values())
 
 
 def score_response(
@@ -480,10 +517,3 @@ def commongen_coverage(prediction: str, ground_truth: Any, row: Mapping[str, Any
         for concept in concepts
     )
     return covered / len(concepts)
-
-
-# The code metrics register themselves on import; they are re-exported from here.
-from langchain_llmrouter.evaluation.code_metric import (  # noqa: E402
-    CodeExecutionMetric,
-    extract_code,
-)

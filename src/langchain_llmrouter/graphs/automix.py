@@ -4,50 +4,41 @@ The cascade's models, cheapest first, take turns::
 
     read_input ──► answer ──► verify ──► decide ──► answer (next stage) ... ──► finish
 
-``read_input``: the question, from ``{"question": ...}`` or the last human message of
-``{"messages": [...]}`` (see `read_input`); ``finish`` appends the accepted answer to
-``messages`` as an `AIMessage` when the question came from them.
-
-``answer``: the stage's candidate answers the question concisely (`ANSWER_PROMPT`).
-``verify``: the *same* model judges its own answer ``k`` times (`verification_prompt`, a
-few-shot prompt in the published format, sampled at ``verify_temperature``; the ``k``
-requests run in parallel); the confidence is the share of "Correct" among the decisions
-that parse (`parse_verification`), or 0.5 when none does (failed calls count as
-unparseable). ``decide``: the stage's policy (`ThresholdPolicy` / `POMDPPolicy` from
-`langchain_llmrouter.routers.automix`, the same code the router's fit simulates) says
-escalate or accept. The last model's answer is accepted unverified. A failed answer
-escalates without verification. Before every paid call the graph checks ``max_cost``:
-when the next stage cannot be afforded it accepts the current answer with stop_reason
-``"max_cost"``. The loop is bounded by the cascade's length and a `RemainingSteps` guard:
-a cascade of n models needs ``recursion_limit >= 3n + 1`` (3n steps, ``read_input``
-included), so the default 25 allows 8 models; past the limit the graph accepts the current answer with stop_reason
-``"max_turns"`` (raise ``recursion_limit`` in the run's config for longer cascades).
-
-The state keeps one record per stage (model, answer, confidence, escalated), so streaming
-with ``stream_mode="updates"`` shows each step. `add_self_verification` runs the verify
-step over routing-data rows with a ``response`` to produce the ``verification_score``
-field that `AutoMixRouter` is trained on.
+The stage's model answers, checks its own answer ``k`` times (`verify_answer`), and the
+policy of `langchain_llmrouter.routers.automix` accepts or escalates; the last model's
+answer is accepted unverified. `build_automix_graph` builds the graph;
+`langchain_llmrouter.graphs.automix_router.AutoMixRouter` (the registry's ``automix``) fits
+its policy from routing data. ``docs/routers/automix.md`` describes the nodes, the bounds
+and the stop reasons.
 """
 
 from __future__ import annotations
 
-import asyncio
-import json
-import re
-from collections.abc import Iterable, Mapping, Sequence
+import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
-from pathlib import Path
-from typing import Annotated, Any, Literal, TypedDict
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypedDict
 
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import get_executor_for_config
 from langgraph.graph import END, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.managed import RemainingSteps
 
 from langchain_llmrouter.candidates import CandidatePool
-from langchain_llmrouter.errors import DataFormatError
+from langchain_llmrouter.graphs._automix_verify import (
+    VERIFY_EXAMPLES,
+    VERIFY_INSTRUCTION,
+    VERIFY_MAX_TOKENS,
+    VERIFY_SEPARATOR,
+    Verification,
+    VerifyParams,
+    averify_answer,
+    parse_verification,
+    verification_confidence,
+    verification_prompt,
+    verify_answer,
+)
 from langchain_llmrouter.graphs._common import (
     LLMCall,
     ModelRef,
@@ -65,16 +56,49 @@ from langchain_llmrouter.graphs._common import (
 )
 from langchain_llmrouter.routers.automix import (
     DEFAULT_THRESHOLD,
-    UNPARSED_CONFIDENCE,
+    AutoMixFitter,
     AutoMixPolicy,
-    AutoMixRouter,
     ThresholdPolicy,
 )
 
+if TYPE_CHECKING:
+    from langchain_llmrouter.pipeline.self_verification import add_self_verification
+
+__all__ = [
+    "ANSWER_MAX_TOKENS",
+    "ANSWER_PROMPT",
+    "VERIFY_EXAMPLES",
+    "VERIFY_INSTRUCTION",
+    "VERIFY_MAX_TOKENS",
+    "VERIFY_SEPARATOR",
+    "AutoMixSettings",
+    "AutoMixState",
+    "StageRecord",
+    "Verification",
+    "VerifyParams",
+    "aanswer",
+    "add_self_verification",
+    "adecide",
+    "afinish",
+    "answer",
+    "averify",
+    "averify_answer",
+    "build_automix_graph",
+    "decide",
+    "default_cascade",
+    "finish",
+    "merge_stages",
+    "parse_verification",
+    "route_after_answer",
+    "route_after_decide",
+    "verification_confidence",
+    "verification_prompt",
+    "verify",
+    "verify_answer",
+]
+
 ANSWER_MAX_TOKENS = 256
 """Output-token cap of an answer (the published value is 100 tokens on one line)."""
-VERIFY_MAX_TOKENS = 256
-"""Output-token cap of one verification sample (published: 250)."""
 
 ANSWER_PROMPT = """Answer the question below as concisely as you can: a word, a number or a \
 short phrase where that is enough, with no explanation.
@@ -83,62 +107,6 @@ Question: {question}
 
 Answer:"""
 """The ``answer`` node's prompt (AutoMix asks for a short single-phrase answer)."""
-
-VERIFY_INSTRUCTION = (
-    "Check whether the AI generated answer correctly answers the question. Reason in a "
-    "sentence or two, then give your decision, choosing between Correct and Incorrect."
-)
-"""The judging instruction repeated in every block of the verification prompt."""
-
-VERIFY_EXAMPLES: tuple[tuple[str, str, str, str], ...] = (
-    ("Which planet is closest to the Sun?", "Venus", "Mercury is; Venus is second.", "Incorrect"),
-    ("How many sides does a hexagon have?", "6", "A hexagon has six sides.", "Correct"),
-    ("What is 15% of 80?", "15", "0.15 × 80 = 12, not 15.", "Incorrect"),
-    ("Who wrote Romeo and Juliet?", "William Shakespeare", "It is Shakespeare's play.", "Correct"),
-)
-"""Few-shot examples of the verification prompt: (question, answer, evaluation, decision)."""
-
-VERIFY_SEPARATOR = "\n\n---\n\n"
-"""Between the verification prompt's blocks; its ``---`` is also the stop string."""
-
-_BLOCK = (
-    "Question: {question}\n\nAI Generated Answer: {answer}\n\nInstruction: {instruction}"
-    "\n\nEvaluation:"
-)
-_DECISION_RE = re.compile(
-    r"(verification\s+decision\s*:?\s*)?the\s+ai\s+generated\s+answer\s+is\s*:?\s*[*_\"']*"
-    r"\s*(correct|incorrect)\b",
-    re.IGNORECASE,
-)
-
-
-def verification_prompt(question: str, answer: str) -> str:
-    """The few-shot self-verification prompt for one (question, answer) pair."""
-    blocks = [
-        _BLOCK.format(question=q, answer=a, instruction=VERIFY_INSTRUCTION)
-        + f" {evaluation}\n\nVerification Decision: The AI generated answer is {decision}"
-        for q, a, evaluation, decision in VERIFY_EXAMPLES
-    ]
-    blocks.append(_BLOCK.format(question=question, answer=answer, instruction=VERIFY_INSTRUCTION))
-    return VERIFY_SEPARATOR.join(blocks)
-
-
-def parse_verification(text: str) -> bool | None:
-    """Read a verification reply: True for "Correct", False for "Incorrect", None when no
-    "The AI generated answer is Correct|Incorrect" statement is found (the one after
-    "Verification Decision" wins, else the last)."""
-    matches = list(_DECISION_RE.finditer(text or ""))
-    if not matches:
-        return None
-    decided = [m for m in matches if m.group(1)] or matches
-    return decided[-1].group(2).lower() == "correct"
-
-
-def verification_confidence(votes: Sequence[bool | None]) -> float:
-    """Share of "Correct" among the parseable decisions; `UNPARSED_CONFIDENCE` if none."""
-    parsed = [v for v in votes if v is not None]
-    return sum(parsed) / len(parsed) if parsed else UNPARSED_CONFIDENCE
-
 
 # --- state -----------------------------------------------------------------------------
 
@@ -190,19 +158,6 @@ class AutoMixState(RouterGraphState, total=False):
     model: str
     """The candidate whose answer was accepted."""
     remaining_steps: RemainingSteps
-
-
-@dataclass(frozen=True)
-class VerifyParams:
-    """How an answer is verified: k samples at a temperature, each capped in length."""
-
-    samples: int = 4
-    temperature: float = 1.0
-    max_tokens: int = VERIFY_MAX_TOKENS
-
-    def kwargs(self) -> dict[str, Any]:
-        """The chat-model call's keyword arguments (stop at the examples' separator)."""
-        return {"temperature": self.temperature, "max_tokens": self.max_tokens, "stop": ["---"]}
 
 
 @dataclass(frozen=True)
@@ -275,52 +230,6 @@ async def aanswer(
     if call is None:
         return {"stop_reason": "max_cost"}
     return _answer_update(state, settings, (await acall_llm(role="candidate", **call))[1])
-
-
-Verification = tuple[float, list[bool | None], list[LLMCall]]
-"""The confidence, each sample's decision (None: unparseable or failed), and the calls."""
-
-
-def verify_answer(
-    ref: ModelRef,
-    question: str,
-    answer: str,
-    params: VerifyParams,
-    config: RunnableConfig | None = None,
-) -> Verification:
-    """Run ``params.samples`` verifications of ``answer`` by ``ref`` in parallel."""
-    prompt, kwargs = verification_prompt(question, answer), params.kwargs()
-    with get_executor_for_config(config) as executor:
-        results = list(
-            executor.map(
-                lambda _: call_llm(ref, prompt, role="verify", config=config, **kwargs),
-                range(params.samples),
-            )
-        )
-    return _tally([rec for _, rec in results])
-
-
-async def averify_answer(
-    ref: ModelRef,
-    question: str,
-    answer: str,
-    params: VerifyParams,
-    config: RunnableConfig | None = None,
-) -> Verification:
-    """Async twin of `verify_answer`."""
-    prompt, kwargs = verification_prompt(question, answer), params.kwargs()
-    results = await asyncio.gather(
-        *(
-            acall_llm(ref, prompt, role="verify", config=config, **kwargs)
-            for _ in range(params.samples)
-        )
-    )
-    return _tally([rec for _, rec in results])
-
-
-def _tally(records: list[LLMCall]) -> Verification:
-    votes = [None if r["error"] else parse_verification(r["response"]) for r in records]
-    return verification_confidence(votes), votes, records
 
 
 def _verify_args(
@@ -425,13 +334,13 @@ def route_after_decide(state: AutoMixState) -> Literal["answer", "finish"]:
 
 
 def _resolve_policy(
-    policy: AutoMixPolicy | AutoMixRouter | None,
+    policy: AutoMixPolicy | AutoMixFitter | None,
     thresholds: Sequence[float] | None,
     n_stages: int,
 ) -> AutoMixPolicy:
     if policy is not None and thresholds is not None:
         raise ValueError("give either policy or thresholds, not both")
-    if isinstance(policy, AutoMixRouter):
+    if isinstance(policy, AutoMixFitter):
         policy = policy.policy_
     if policy is None:
         values = [DEFAULT_THRESHOLD] * (n_stages - 1) if thresholds is None else list(thresholds)
@@ -463,7 +372,7 @@ def build_automix_graph(
     *,
     candidates: CandidatePool,
     cascade: Sequence[str] | None = None,
-    policy: AutoMixPolicy | AutoMixRouter | None = None,
+    policy: AutoMixPolicy | AutoMixFitter | None = None,
     thresholds: Sequence[float] | None = None,
     verify_samples: int | None = None,
     verify_temperature: float = 1.0,
@@ -498,7 +407,7 @@ def build_automix_graph(
         UnknownCandidateError: a cascade name is not in the pool (lists the valid ones).
         ValueError: an empty or repeating cascade, a policy of the wrong length, bad values.
     """
-    if isinstance(policy, AutoMixRouter):
+    if isinstance(policy, AutoMixFitter):
         policy._check_fitted()
         cascade = policy.cascade_ if cascade is None else cascade
         verify_samples = policy.verify_samples if verify_samples is None else verify_samples
@@ -544,82 +453,10 @@ def build_automix_graph(
     return graph.compile(checkpointer=checkpointer, store=store, name=name)
 
 
-# --- training data ---------------------------------------------------------------------
-
-
-def _read_rows(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataFormatError(f"invalid JSON: {exc.msg}", path=path, line=number) from None
-        if not isinstance(row, dict):
-            raise DataFormatError("expected a JSON object per line", path=path, line=number)
-        rows.append(row)
-    return rows
-
-
-def add_self_verification(
-    rows: Iterable[Mapping[str, Any]] | str | Path,
-    candidates: CandidatePool,
-    *,
-    samples: int = 4,
-    temperature: float = 1.0,
-    max_tokens: int = VERIFY_MAX_TOKENS,
-    models: Sequence[str] | None = None,
-    output: str | Path | None = None,
-    max_concurrency: int = 4,
-) -> list[dict[str, Any]]:
-    """Add ``verification_score`` to routing-data rows by running AutoMix's verify step.
-
-    Every row (LLMRouter routing JSONL: ``query``, ``model_name``, ``response``, ...) with a
-    non-empty ``response`` is verified ``samples`` times by its own model, with the graph's
-    prompt and parsing; rows without a response are kept unchanged. Not resumable: an
-    interrupted run starts again.
-
-    Args:
-        rows: The rows, or a JSONL file of them.
-        candidates: The pool that calls the models (``model_name`` must be in it).
-        samples: Verifications per row (k; train with the same ``verify_samples``).
-        temperature: Sampling temperature of the verifications.
-        max_tokens: Output-token cap of one verification.
-        models: Verify only rows of these candidates (e.g. all but the cascade's last).
-        output: Write the rows here as JSONL.
-        max_concurrency: Rows verified at the same time.
-
-    Returns:
-        The rows, with ``verification_score`` where verified.
-
-    Raises:
-        DataFormatError: a row to verify has no ``query`` or ``model_name`` (names the line).
-        UnknownCandidateError: a row's model is not in the pool.
-    """
-    source = Path(rows) if isinstance(rows, str | Path) else None
-    items = _read_rows(Path(rows)) if isinstance(rows, str | Path) else [dict(r) for r in rows]
-    todo: list[dict[str, Any]] = []
-    for number, row in enumerate(items, start=1):
-        if not isinstance(row.get("response"), str) or not row["response"].strip():
-            continue
-        for key in ("query", "model_name"):
-            if not isinstance(row.get(key), str) or not row[key].strip():
-                raise DataFormatError(
-                    "expected a non-empty string", path=source, line=number, field=key
-                )
-        if models is None or row["model_name"] in models:
-            candidates[row["model_name"]]  # unknown names list the valid ones
-            todo.append(row)
-    params = VerifyParams(samples, temperature, max_tokens)
-
-    def run(row: dict[str, Any]) -> None:
-        ref = candidate_ref(candidates, row["model_name"])
-        row["verification_score"] = verify_answer(ref, row["query"], row["response"], params)[0]
-
-    with get_executor_for_config({"max_concurrency": max_concurrency}) as executor:
-        list(executor.map(run, todo))
-    if output is not None:
-        lines = [json.dumps(row, ensure_ascii=False) + "\n" for row in items]
-        Path(output).write_text("".join(lines), encoding="utf-8")
-    return items
+def __getattr__(name: str) -> Any:
+    # `add_self_verification` moved to the pipeline (it makes training data); imported on
+    # first use, since the pipeline module builds on this package's verification step.
+    if name == "add_self_verification":
+        module = importlib.import_module("langchain_llmrouter.pipeline.self_verification")
+        return module.add_self_verification
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -2,33 +2,11 @@
 candidate LLMs turn by turn, and answers.
 
 Each turn the policy writes ``<think>…</think>`` and then either calls a candidate with
-``<search> Candidate-Name: sub-question </search>`` or ends with ``<answer>…</answer>``.
-The candidate's reply comes back as ``<information>…</information>`` and the policy goes on.
-The default prompt keeps the published protocol and layout, so the published checkpoints
-(``ulab-ai/Router-R1-Qwen2.5-3B-Instruct``, ``…-Llama-3.2-3B-Instruct``, their ``-Alpha0.9``
-variants) work unchanged; the list of candidates in it is built from the `CandidatePool`.
-
-Graph: ``read_input`` (the question, from ``{"question": ...}`` or the last human message of
-``{"messages": [...]}``; see `read_input`) → ``generate`` (one policy turn, stopped at ``</search>``/``</answer>``, the cut tag put
-back) → ``parse`` → ``call_candidate`` (a valid call), ``correct`` (no valid tag, or an unknown
-candidate: a corrective ``<information>`` listing the valid names; it counts as a turn) or
-``finish`` (the extracted answer and the stop reason, also appended to ``messages`` as an
-`AIMessage` when the question came from them); after a call or a correction, back to
-``generate``. The candidate name is the text before the *first* colon of a ``<search>``
-(matched case-insensitively to candidate names or model ids) and the sub-question all after it
-(the published code drops text after a second colon). A failed candidate call becomes an
-``<information>`` saying so; a failing *policy* call raises (resume from the checkpoint).
-
-Transcript: with ``continue_final_message=True`` the policy gets the prompt plus the whole
-transcript as one assistant message to continue, the published raw-prompt loop (for a
-``ChatOpenAI`` policy, e.g. a vLLM server, ``extra_body={"continue_final_message": True,
-"add_generation_prompt": False}`` is sent); otherwise each turn is an assistant message and
-each ``<information>`` block a user message, which suits any chat model.
-
-Bounds: at most ``max_turns`` policy generations, a ``RemainingSteps`` guard, and ``max_cost``
-checked before every policy turn and candidate call. For a run that must survive a hard kill
-without repeating a paid call, invoke it with ``durability="sync"`` (LangGraph's default,
-``"async"``, may not have written the last steps' checkpoints yet).
+``<search> Candidate-Name: sub-question </search>`` or ends with ``<answer>…</answer>``; the
+candidate's reply comes back as ``<information>…</information>``. `build_router_r1_graph`
+builds the graph; `langchain_llmrouter.graphs.router_r1_router` holds the registry's
+``router_r1``. ``docs/routers/router_r1.md`` describes the nodes, the transcript modes and
+the bounds.
 """
 
 from __future__ import annotations
@@ -397,7 +375,7 @@ def build_router_r1_graph(
         max_cost: Dollars the run may spend (also per run: ``configurable.max_cost``).
         prompt_template: The policy prompt, with ``{candidates}`` and ``{question}``.
         continue_final_message: Send the transcript as one assistant message to continue (for a
-            published checkpoint on a vLLM server; see the module docstring) instead of
+            published checkpoint on a vLLM server; see ``docs/routers/router_r1.md``) instead of
             alternating assistant turns and ``<information>`` user messages.
         policy_max_tokens: Output cap of a policy turn (None: the model's default).
         policy_temperature: Policy sampling temperature (None: the model's; published 1.0).

@@ -1,48 +1,15 @@
-"""AutoMix (Aggarwal et al., 2023, arXiv 2310.12963): answer, self-verify, escalate.
+"""AutoMix (Aggarwal et al., 2023, arXiv 2310.12963): the framework-free part.
 
-A cascade of candidates, cheapest first, answers one stage at a time: the stage's model
-answers, the *same* model checks its own answer ``k`` times with a sampled verification
-prompt, and the share of "Correct" decisions is its confidence; a policy then accepts the
-answer or escalates to the next model (the last model's answer is accepted unverified).
-`langchain_llmrouter.graphs.automix` runs this as a LangGraph graph. This module is the
-framework-free part: the policies (the one implementation of "escalate?", used by the
-graph's ``decide`` node and by the simulation here) and `AutoMixRouter`, which fits them
-from routing data with verification results (`RoutingDataset.verification`, produced by
-`langchain_llmrouter.graphs.automix.add_self_verification`).
-
-Policies (``method``):
-
-* ``threshold``: escalate after stage ``s`` iff ``confidence <= t_s``, ``t_s`` from
-  ``{i / num_bins}``. Exhaustive for two models, as published; a longer cascade is fitted
-  stage by stage (coordinate ascent from 0.5 everywhere: each stage's threshold in turn
-  is set to its best value with the others fixed, until a sweep changes nothing).
-* ``self_consistency``: every ``t_s = 0.5`` (no search; the graph's untrained default).
-* ``pomdp``: a one-step belief-state decision per stage. The hidden state of a
-  (query, stage) pair is its category: the answer is *good* (the next model does no
-  better), escalation *helps*, or the pair is *hopeless* (both models at or below their
-  10th-percentile quality); the observation is the binned confidence (``num_bins + 1``
-  bins). The data give ``P(category | bin)`` (Laplace-smoothed) and the mean gain of
-  escalating per (category, bin) (shrunk towards the category's mean), so
-  ``E[gain | bin] = Σ_c P(c | bin) · gain(c, bin)``; a bin's expected extra cost is the
-  next stage's mean cost (its answer, plus its verification unless it is the last). The
-  policy escalates in a bin iff ``E[gain | bin] > λ × E[extra cost | bin]``, with one
-  ``λ`` for all stages searched over the bins' gain/cost ratios (plus 0 and infinity,
-  which enumerates every policy of this form). The LLMRouter peer instead enumerates
-  per-bin action vectors from a fixed two-action reward matrix (with greedy and
-  double-threshold candidates); this single gain-per-cost rule still escalates in any set
-  of bins, so it learns non-monotone patterns (only the middle bins) no threshold can.
-
-Simulation and objectives. Per query and stage the data give the model's quality, its
-answer's cost and its verification confidence (missing: 0.5, the graph's value when no
-decision parses). Costs include ``k`` verification calls per verified stage, each
-estimated as the data's cost of that model's answer to the query (the prompt holds the
-question and answer; the reply is a short judgement). With ``max_cost``, a call that
-would take a query past it is not made, as in the graph. ``ibc_lift`` (published) is
-``(slope − slope_base) / slope_base`` with ``slope_base = (P_last − P_first) / (C_last −
-C_first)`` from always using the first or the last model and ``slope = (P − P_first) /
-(C − C_first)``; when the last model is not both better and dearer the lift is undefined
-and the fit uses ``utility`` instead (with a warning; see ``objective_``). ``utility`` is
-``mean quality − cost_weight × mean cost per 1,000 queries``.
+A cascade of candidates, cheapest first, answers one stage at a time; each answer is
+self-verified ``k`` times and a policy accepts it or escalates to the next model. This
+module holds the policies (``threshold``, ``self_consistency``, ``pomdp``: the one
+implementation of "escalate?", used by the graph's ``decide`` node and by the simulation
+here), the vectorised simulation of the cascade, and `AutoMixFitter`, which fits a policy
+from routing data with verification results. It imports no LangGraph:
+`langchain_llmrouter.graphs.automix` runs the cascade as a graph, and
+`langchain_llmrouter.graphs.automix_router.AutoMixRouter` (the registry's ``automix``) adds
+``as_graph`` to `AutoMixFitter`. ``docs/routers/automix.md`` describes the policies, the
+simulation and the objectives.
 """
 
 from __future__ import annotations
@@ -56,11 +23,10 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from langchain_llmrouter.errors import ConfigError, DataFormatError, GraphRouterError
-from langchain_llmrouter.routers.base import BaseRouter, RouterParams
+from langchain_llmrouter.errors import ConfigError, DataFormatError
+from langchain_llmrouter.routers.estimator import RouterEstimator, RouterParams
 
 if TYPE_CHECKING:
-    from langchain_llmrouter.candidates import CandidatePool
     from langchain_llmrouter.data import RoutingDataset
 
 logger = logging.getLogger(__name__)
@@ -343,10 +309,12 @@ def fit_pomdp(
     return (*best, gains, extra)
 
 
-# --- the router -----------------------------------------------------------------------
+# --- the fitter -----------------------------------------------------------------------
 
 
 class AutoMixParams(RouterParams):
+    """Hyperparameters of AutoMix (`AutoMixFitter` and the registry's ``automix``)."""
+
     cascade: list[str] | None = Field(default=None, min_length=2)
     """Candidate names, cheapest first (None: the cheapest then the dearest candidate in the
     data, the published two-model cascade)."""
@@ -369,15 +337,16 @@ class AutoMixParams(RouterParams):
         return value
 
 
-class AutoMixRouter(BaseRouter):
+class AutoMixFitter(RouterEstimator):
     """Fits AutoMix's escalation policy from routing data with self-verification results.
 
-    It runs as a LangGraph graph (`as_graph`), not as a single routing decision.
+    Hyperparameters, fitting, `evaluate` and saving, without a graph: the registry's
+    ``automix`` (`langchain_llmrouter.graphs.automix_router.AutoMixRouter`) subclasses it and
+    adds ``as_graph``.
     """
 
     name = "automix"
     Params = AutoMixParams
-    graph_router = True
 
     def __init__(
         self,
@@ -390,7 +359,8 @@ class AutoMixRouter(BaseRouter):
         cost_weight: float = 0.0,
         max_cost: float | None = None,
     ) -> None:
-        super().__init__(cost_weight=cost_weight)
+        super().__init__()
+        self.cost_weight = cost_weight
         self.cascade = cascade
         self.method = method
         self.num_bins = num_bins
@@ -430,8 +400,8 @@ class AutoMixRouter(BaseRouter):
         """
         source = dataset.source or "the routing data"
         hint = (
-            "add them with langchain_llmrouter.graphs.automix.add_self_verification(rows, "
-            "candidates, output=...) (it runs the self-verification of each row's response)"
+            "add them with langchain_llmrouter.pipeline.self_verification.add_self_verification("
+            "rows, candidates, output=...) (it runs the self-verification of each row's response)"
         )
         if dataset.verification is None:
             raise DataFormatError(
@@ -535,45 +505,6 @@ class AutoMixRouter(BaseRouter):
         """
         self._check_fitted()
         return self._metrics(self.policy_, self.cascade_data(dataset, self.cascade_))
-
-    # --- a graph router --------------------------------------------------------------
-
-    def _predict_quality(
-        self, queries: list[str], query_embeddings: np.ndarray | None
-    ) -> np.ndarray:
-        raise GraphRouterError(self.name)
-
-    def as_graph(
-        self,
-        candidates: CandidatePool,
-        *,
-        checkpointer: Any = None,
-        store: Any = None,
-        name: str | None = None,
-        **overrides: Any,
-    ) -> Any:
-        """The AutoMix graph with the fitted cascade and policy (see `build_automix_graph`;
-        ``overrides`` are its keyword arguments, e.g. ``thresholds=[0.3]`` or
-        ``verify_temperature=0.7``)."""
-        from langchain_llmrouter.graphs.automix import build_automix_graph
-
-        self._check_fitted()
-        params: dict[str, Any] = {
-            "cascade": self.cascade_,
-            "policy": self.policy_,
-            "verify_samples": self.verify_samples,
-            "max_cost": self.max_cost,
-            **overrides,
-        }
-        if "thresholds" in overrides and "policy" not in overrides:
-            del params["policy"]
-        return build_automix_graph(
-            candidates=candidates,
-            checkpointer=checkpointer,
-            store=store,
-            name=name or self.name,
-            **params,
-        )
 
     # --- persistence -----------------------------------------------------------------
 

@@ -1,44 +1,11 @@
 """Causal-LM router: a small language model fine-tuned to name the best candidate.
 
-The router writes a prompt that lists the candidates and the query and ends with
-``Best LLM:``; a causal language model (``transformers``) is fine-tuned so that the
-next token is the best candidate's name. Each candidate name is one added token, so
-scoring a batch is one forward pass: the logits of the name tokens at the last
-prompt position, softmaxed over the candidates, give ``P(candidate is best | query)``.
-
-What differs from LLMRouter's ``causallm_router`` (PEERS.md §1.10):
-
-* The label is the candidate with the highest performance, ties broken by the lower
-  cost, then the name (not by file order); NaN scores never win.
-* The loss is the next-token loss of the answer token only (the peer trains on the
-  whole padded prompt).
-* No text is generated and parsed: every name is scored at once, and no vLLM or
-  GPU is needed. The model is either a local Hugging Face checkpoint
-  (``base_model``, loaded with ``local_files_only`` and without remote code) or,
-  by default, a tiny Llama-style model built from a config, with a byte-level BPE
-  tokenizer trained on the training queries.
-* ``P(best)`` is not a quality, so it is turned into an expected quality for the
-  shared cost policy (``calibration="mixture"``):
-  ``quality_j(q) = sum_k P_T(best = k | q) * M[k, j]``, where ``M[k, j]`` is the mean
-  performance of candidate ``j`` on the training queries whose label is ``k``
-  (shrunk towards ``j``'s overall mean by `MIXTURE_PRIOR` pseudo-queries) and
-  ``P_T`` is the softmax at a temperature ``T`` fitted on the validation split.
-  This assumes a candidate's quality depends on the query only through which
-  candidate is best. ``calibration="none"`` returns the raw ``P(best)`` (the
-  peer's argmax routing when ``cost_weight`` is 0).
-
-Measured (BENCHMARK.md protocol, tiny model with the defaults, from scratch): Q0 0.559
-on all 500 test queries / 0.592 on the 381 novel ones, i.e. about the best single
-candidate (0.563 / 0.597) and below kNN (0.605). The labels carry little: 71% of the
-training labels are the cheapest candidate, which wins every tie (22% of the queries
-tie across all candidates, mostly at 0), and the validation loss (1.03) is barely
-below the label prior's (1.07), so the mixture mostly falls back to each candidate's
-mean quality. On a held-out 20% of the training file the mixture scored 0.605 against
-0.546 for the raw ``P(best)`` argmax. A pretrained ``base_model`` is what would help.
-
-Saved state: the weights as float32 arrays in ``arrays.safetensors`` (``lm.`` keys),
-the model config and the tokenizer JSON in ``router.json``; loading rebuilds the
-model from the config, so the ``base_model`` directory is not needed any more.
+A prompt lists the candidates and the query and ends with ``Best LLM:``; the model (a local
+checkpoint via ``base_model``, or a tiny Llama-style model trained from scratch) learns the
+best candidate's name as the next token, so one forward pass scores every candidate, and a
+mixture over the training labels turns P(best) into an expected quality. The method, where it
+departs from LLMRouter's ``causallm_router``, and its benchmark figures:
+``docs/routers/causallm.md``.
 """
 
 from __future__ import annotations
@@ -102,7 +69,7 @@ class CausalLMParams(RouterParams):
     num_threads: int | None = Field(default=1, ge=1, le=256)
     """Torch CPU threads while fitting and scoring (None: leave torch's setting)."""
     calibration: Literal["mixture", "none"] = "mixture"
-    """``mixture``: expected quality from P(best) (module docstring); ``none``: raw P(best)."""
+    """``mixture``: expected quality from P(best) via the training labels; ``none``: raw P(best)."""
     random_state: int = 0
     """Seed of the initial weights, the validation split and the batch order."""
 

@@ -1,36 +1,10 @@
 """Elo router: Bradley–Terry ratings of the candidates, fitted to pairwise comparisons.
 
-Every training query is turned into "battles": for each pair of candidates that both
-have a score and whose scores differ, the higher-scoring one wins. Equal scores are
-skipped (``ties="skip"``) or count half a win each way (``ties="half"``). The
-Bradley–Terry model ``P(i beats j) = sigmoid(theta_i - theta_j)`` is fitted by maximum
-likelihood with Newton's method, plus an L2 prior ``prior / 2 * ||theta - centre||^2``
-that keeps the ratings defined when a candidate never wins (or never plays).
-
-Two variants:
-
-- ``global``: one rating per candidate from all battles (query-independent, like the
-  peer). The prior centre is 0.
-- ``similarity``: for each incoming query the ratings are re-fitted from the battles of
-  the ``k`` training queries nearest in embedding space (cosine), each weighted by
-  ``softmax(similarity / temperature)`` rescaled to sum to ``k``; the prior centre is
-  the global rating, so a neighbourhood with few decisive battles falls back to it.
-  This is RouteLLM's similarity-weighted Elo with a nearest-neighbour cut-off and
-  Newton fits batched over queries.
-
-Ratings only rank candidates; the cost policy needs an expected quality on the 0..1
-scale. A two-parameter logistic calibration ``quality = sigmoid(a + b * rating)`` is
-fitted on the training data: targets are each query's scores, features the ratings
-(for ``similarity``, leave-one-out local ratings, so the calibration does not see a
-query's own battles). ``b`` is kept >= 0, so the ranking at ``cost_weight`` 0 is the
-ratings' ranking. Battles carry no absolute level, so a neighbourhood where every
-candidate fails still predicts mid-range quality: an inherent limit of rating methods.
-
-Differences from LLMRouter's ``elorouter`` (see PEERS.md §1.5): the peer only pits the
-best model of each query against each other one (ties with the best count as losses),
-fits an unregularised logistic regression (undefined when a candidate never wins),
-routes query-independently and ignores cost. Ratings are saved in Elo units
-(``1000 + 400 * log10(e) * theta``) in ``router.json`` for humans.
+Each training query yields battles between candidates whose scores differ; Bradley–Terry
+ratings are fitted by Newton's method with an L2 prior, either once (``global``) or per query
+from its ``k`` nearest training queries (``similarity``, RouteLLM's similarity-weighted Elo),
+and a logistic calibration turns ratings into expected quality. The method, where it departs
+from LLMRouter's ``elorouter``, and its benchmark figures: ``docs/routers/elo.md``.
 """
 
 from __future__ import annotations

@@ -1,36 +1,11 @@
 """GraphRouter: predict query–candidate edge quality with a heterogeneous GNN.
 
-The method of GraphRouter (Feng et al., arXiv 2410.03834): routing is edge prediction on
-a graph of **task**, **query** and **candidate** nodes. Query nodes carry the MiniLM query
-embeddings, candidate nodes the embeddings of the candidates' descriptions, task nodes the
-mean embedding of their queries. Each query is linked to its task and to every candidate;
-a query–candidate edge carries the observed quality and the (normalised) cost of the call.
-A GNN learns to fill in edges whose quality is hidden; a new query is attached to the
-training graph with hidden-quality edges and the predicted qualities are read off.
-
-How this differs from the paper and from LLMRouter's simplified peer (``PEERS.md`` §1.9):
-
-* Task nodes come from ``dataset.task_names`` when every query has one. RouterDC-style data
-  has none, so the tasks are then **KMeans clusters** of the query embeddings
-  (``n_tasks`` clusters). A query routed later has no task label, so it is attached to the
-  nearest task centroid in either case.
-* Candidate features are the real description embeddings: ``LLMCandidate.embedding``
-  when every candidate has one of the same size (``default_llm_embeddings.json``, 768-d),
-  otherwise the router's embedder applied to each description (the name if it has none).
-  The peer uses unseeded random vectors that differ between training and inference.
-* The edge target is the **quality** itself (a sigmoid output trained with binary cross
-  entropy against the 0..1 score), not a one-hot "best LLM" label, so the shared cost
-  policy gets an expected quality for every candidate.
-* Messages only flow *from* queries whose quality is visible. A query whose edges are hidden
-  (a new query, a validation query, or a masked training query) receives messages but sends
-  none, so routing one query never depends on the others in the batch and inference never
-  changes the training graph.
-* ``mask_unit="query"`` (the default) hides all the edges of a random share of training
-  queries each step, which is exactly the situation of a new query at inference; ``"edge"``
-  hides single edges as the peer does (the model can then lean on the query's other scores,
-  which a new query never has).
-* The paper's reward ``α·effect − β·cost`` is the package's shared cost policy
-  (``cost_weight``); cost also enters the graph as an edge attribute.
+The method of GraphRouter (Feng et al., arXiv 2410.03834): routing is edge prediction on a
+graph of task, query and candidate nodes, whose query–candidate edges carry quality and cost;
+a new query is attached with hidden-quality edges and the predicted qualities are read off.
+Tasks are KMeans clusters of the queries when the data has no task names, and candidate nodes
+carry the real description embeddings. Where it departs from the paper and from LLMRouter's
+peer, and its benchmark figures: ``docs/routers/graphrouter.md``.
 """
 
 from __future__ import annotations

@@ -1,59 +1,11 @@
 """Hybrid LLM router (Ding et al., ICLR 2024, arXiv 2404.14618), generalised to N candidates.
 
-The paper routes between a small and a large model. From the query alone it predicts
-``p(x) = P(q_small(x) >= q_large(x) - t)``, the probability that the small model's answer
-is within a tolerance ``t`` of the large model's, and sends the query to the small model
-when ``p(x) >= threshold``; the threshold sets the share of large-model calls. Three
-label constructions from the observed quality gap ``g = q_small - q_large``:
-
-* ``deterministic``: ``y = 1[g >= -t]`` (the paper's r_det has ``t = 0``);
-* ``probabilistic``: the soft label ``y = sigmoid((g + t) / tau)``. The paper estimates
-  ``P(q_small >= q_large)`` from ten sampled answers per model; routing data holds one
-  score per pair, so, like the LLMRouter peer, a sigmoid of the gap stands in for it;
-* ``transformed``: ``y = 1[g >= -t*]`` with ``t*`` chosen per candidate to make the labels
-  as balanced as possible (maximise ``p (1 - p)`` over the tolerances where a label flips,
-  the smallest such ``t*`` on ties); ``tolerance`` is then not used.
-
-Generalisation to N candidates. One candidate is the *reference* (the paper's large
-model; by default the best single candidate on the training data). One multi-output
-model (a small MLP on the MiniLM query embedding, trained with a masked binary
-cross-entropy on the labels above; no hidden layer = one logistic regression per
-candidate) predicts ``p_m(x)`` for every other candidate; the reference has ``p = 1``,
-since it is trivially within any tolerance of itself. The routing rule is: **the
-cheapest candidate with ``p_m(x) >= threshold``** (among equally cheap ones the one
-with the highest ``p_m``), which is the reference when no cheaper candidate qualifies
-and always the reference when ``threshold > 1``. With two candidates and a dearer
-reference this is exactly the paper's router.
-
-Fitting the shared cost policy. `_predict_quality` returns, per candidate,
-
-* ``Q_ref`` for the reference (its mean quality on the training data);
-* ``Q_ref`` for a qualifying candidate (``p_m >= threshold``): the router accepts
-  tolerance-level differences as "as good as the reference";
-* ``Q_ref - G_m * (threshold - p_m)`` for the others, where ``G_m`` is the mean shortfall
-  ``q_ref - q_m`` on training queries where ``m`` was not within tolerance. At
-  ``threshold = 1`` this is the expected quality ``Q_ref - (1 - p_m) G_m``; a lower
-  threshold forgives ``(1 - threshold) G_m`` of expected shortfall.
-
-Among equally cheap qualifying candidates all but the likeliest are lowered by a
-negligible 1e-9 per rank. At ``cost_weight`` 0 the policy's ``argmax`` (ties to the
-cheaper candidate) is therefore exactly the rule above (`cheapest_good_enough`); a
-positive ``cost_weight`` trades the penalty of a non-qualifying candidate against its
-lower cost, and, as for any fixed scores, can only move choices to cheaper candidates.
-``threshold`` is read at routing time, so it can be changed without refitting;
-``large_share`` instead calibrates it at fit time so that that share of the training
-queries goes to the reference (RouteLLM's calibration; `threshold_for_share` does the
-same on any data).
-
-Default ``probabilistic`` labels (chosen by 5-fold CV on the training file): with 0/1
-scores a tie gets 0.5, so ``p_m`` estimates ``P(win) + P(tie)/2 = (1 + E[gap]) / 2`` and
-ranks queries by the expected gap, which recovered more quality per reference call than
-the ``deterministic`` ``P(win or tie)`` (``transformed`` picked ``t* = 0`` here).
-
-Differences from the LLMRouter peer: the pair there is the smallest and the largest
-model by size and the scorer an ``MLPRegressor`` on Longformer embeddings; here any
-number of candidates, a choosable reference, a classifier with a cross-entropy loss on
-MiniLM embeddings, and scores the shared cost policy understands.
+A small network on the query embedding predicts, per candidate, the probability that its
+answer is within a tolerance of a reference candidate's (deterministic, probabilistic or
+transformed labels). The rule is the cheapest candidate whose probability reaches
+``threshold``, else the reference; `_predict_quality` turns it into qualities the shared cost
+policy reproduces at ``cost_weight`` 0. The method, where it departs from the paper and the
+LLMRouter peer, and its benchmark figures: ``docs/routers/hybrid_llm.md``.
 """
 
 from __future__ import annotations

@@ -27,6 +27,10 @@ class KNNParams(RouterParams):
     """``distance`` weighs each neighbour by 1 / (distance + 1e-6)."""
     metric: Literal["cosine", "l2"] = "cosine"
     """Distance between query embeddings."""
+    dims: int | None = Field(default=None, ge=1)
+    """Search in the training queries' first ``dims`` principal components (None: the
+    whole vectors). The search reads the whole index for every query, so a smaller index
+    is a faster one: at 128 dims, 5,608 queries take 2.9 MB instead of 8.6 MB."""
 
 
 class KNNRouter(BaseRouter):
@@ -35,6 +39,8 @@ class KNNRouter(BaseRouter):
     name = "knnrouter"
     Params = KNNParams
     uses_embeddings = True
+    pca_mean_: np.ndarray | None = None
+    pca_components_: np.ndarray | None = None
 
     def __init__(
         self,
@@ -42,6 +48,7 @@ class KNNRouter(BaseRouter):
         k: int = 50,
         weights: Literal["uniform", "distance"] = "distance",
         metric: Literal["cosine", "l2"] = "cosine",
+        dims: int | None = None,
         cost_weight: float = 0.0,
         budget: float | None = None,
         embeddings: Embeddings | None = None,
@@ -50,13 +57,33 @@ class KNNRouter(BaseRouter):
         self.k = k
         self.weights = weights
         self.metric = metric
+        self.dims = dims
 
     def _fit(self, dataset: RoutingDataset | None, query_embeddings: np.ndarray | None) -> None:
         assert dataset is not None and query_embeddings is not None
-        self._build_index(
-            np.asarray(query_embeddings, dtype=np.float32),
-            np.asarray(dataset.performance, dtype=np.float32),
-        )
+        x = np.asarray(query_embeddings, dtype=np.float32)
+        self.pca_mean_ = self.pca_components_ = None
+        if self.dims is not None and self.dims < x.shape[1]:
+            mean = x.astype(np.float64).mean(axis=0)
+            _, _, vt = np.linalg.svd(x - mean, full_matrices=False)
+            vt = vt[: self.dims]
+            # Fix each axis's sign so that the same data gives the same index everywhere.
+            vt *= np.where(vt[np.arange(len(vt)), np.abs(vt).argmax(axis=1)] < 0, -1.0, 1.0)[
+                :, None
+            ]
+            self.pca_mean_ = mean.astype(np.float32)
+            self.pca_components_ = np.ascontiguousarray(vt.T, dtype=np.float32)
+        self._build_index(self._project(x), np.asarray(dataset.performance, dtype=np.float32))
+
+    def _project(self, x: np.ndarray) -> np.ndarray:
+        if self.pca_components_ is None:
+            return x
+        if x.shape[1] != self.pca_components_.shape[0]:
+            raise ValueError(
+                f"query embeddings have dimension {x.shape[1]} but the router was trained on "
+                f"{self.pca_components_.shape[0]}"
+            )
+        return (x - self.pca_mean_) @ self.pca_components_
 
     def _build_index(self, train_x: np.ndarray, train_y: np.ndarray) -> None:
         self.train_x_ = train_x
@@ -68,6 +95,9 @@ class KNNRouter(BaseRouter):
         else:
             self._sq_norms = (train_x.astype(np.float64) ** 2).sum(axis=1)
         self._global_mean = np.nan_to_num(np.nanmean(train_y, axis=0), nan=0.0)
+        # Missing scores as 0 with a 0/1 mask, so a query's weighted mean is two products.
+        self._known_y = (~np.isnan(train_y)).astype(np.float32)
+        self._filled_y = np.where(np.isnan(train_y), 0.0, train_y).astype(np.float32)
 
     def _neighbours(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distances, indices) of the k nearest training queries, by brute force.
@@ -83,7 +113,7 @@ class KNNRouter(BaseRouter):
             sq = (x.astype(np.float64) ** 2).sum(axis=1, keepdims=True)
             dist = np.sqrt(np.maximum(sq - 2.0 * (x @ self.train_x_.T) + self._sq_norms, 0.0))
         if k < dist.shape[1]:
-            index = np.argpartition(dist, k - 1, axis=1)[:, :k]
+            index = smallest_k(dist, k)
         else:
             index = np.broadcast_to(np.arange(dist.shape[1]), dist.shape).copy()
         return np.take_along_axis(dist, index, axis=1), index
@@ -92,7 +122,7 @@ class KNNRouter(BaseRouter):
         self, queries: list[str], query_embeddings: np.ndarray | None
     ) -> np.ndarray:
         assert query_embeddings is not None
-        x = np.asarray(query_embeddings, dtype=np.float32)
+        x = self._project(np.asarray(query_embeddings, dtype=np.float32))
         if x.shape[1] != self.train_x_.shape[1]:
             raise ValueError(
                 f"query embeddings have dimension {x.shape[1]} but the router was trained on {self.train_x_.shape[1]}"
@@ -102,16 +132,45 @@ class KNNRouter(BaseRouter):
             w = 1.0 / (np.maximum(distance, 0.0) + 1e-6)
         else:
             w = np.ones_like(distance)
-        y = self.train_y_[index]  # (n, k, m)
-        known = ~np.isnan(y)
-        w3 = w[:, :, None] * known
-        total = w3.sum(axis=1)
-        predicted = (np.nan_to_num(y) * w3).sum(axis=1) / np.maximum(total, 1e-12)
+        w = w[:, None, :]  # (n, 1, k) @ (n, k, m): each query's weighted sums over its neighbours
+        total = (w @ self._known_y[index])[:, 0, :]
+        predicted = (w @ self._filled_y[index])[:, 0, :] / np.maximum(total, 1e-12)
         # A candidate none of the neighbours has a score for gets the candidate's global mean.
         return np.where(total > 0, predicted, self._global_mean)
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {}, {"train_x": self.train_x_, "train_y": self.train_y_}
+        arrays = {"train_x": self.train_x_, "train_y": self.train_y_}
+        if self.pca_components_ is not None and self.pca_mean_ is not None:
+            arrays |= {"pca_mean": self.pca_mean_, "pca_components": self.pca_components_}
+        return {}, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.pca_mean_ = arrays.get("pca_mean")
+        self.pca_components_ = arrays.get("pca_components")
         self._build_index(arrays["train_x"], arrays["train_y"])
+
+
+def smallest_k(dist: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of each row's k smallest values (in no order); exact.
+
+    `np.argpartition` over every column costs as much as the distance matrix itself, so
+    first bound each row's k-th smallest by the k-th smallest of a quarter of its columns
+    (an upper bound, since the quarter is a subset), keep the columns at or under it (a few
+    times k of them), and partition only those.
+    """
+    n, width = dist.shape
+    block = max(width // 4, 4 * k)
+    if block >= width:
+        return np.argpartition(dist, k - 1, axis=1)[:, :k]
+    bound = np.partition(dist[:, :block], k - 1, axis=1)[:, k - 1]
+    rows, cols = np.nonzero(dist <= bound[:, None])  # at least k per row
+    counts = np.bincount(rows, minlength=n)
+    if counts.min() < k:  # NaN distances: no bound holds
+        return np.argpartition(dist, k - 1, axis=1)[:, :k]
+    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+    kept = np.full((n, int(counts.max())), np.inf, dtype=dist.dtype)
+    kept[rows, slot] = dist[rows, cols]
+    kept_cols = np.zeros(kept.shape, dtype=np.int64)
+    kept_cols[rows, slot] = cols
+    pick = np.argpartition(kept, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(kept_cols, pick, axis=1)

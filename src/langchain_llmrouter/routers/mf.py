@@ -1,31 +1,10 @@
 """Matrix-factorisation router: a bilinear score between a candidate embedding and the query.
 
-The score of candidate m for query q is RouteLLM's bilinear form plus a per-candidate
-bias::
-
-    s(m, q) = w^T (normalize(v_m) * (W x_q)) + b_m
-
-where ``v_m`` is a learned ``latent_dim`` embedding of the candidate, ``W`` projects the
-(centred, rescaled) MiniLM query embedding ``x_q`` into the same space and ``w`` weighs
-the latent dimensions. It is trained in PyTorch on two losses over the same score:
-
-- pointwise: binary cross-entropy of ``sigmoid(s(m, q))`` against each candidate's score
-  on the query (soft targets in [0, 1]; missing scores are masked out);
-- pairwise (Bradley–Terry): ``-log sigmoid(s(i, q) - s(j, q))`` for every pair whose
-  scores differ, i the better one; equal scores give no pair.
-
-``loss = (1 - pair_weight) * pointwise + pair_weight * pairwise``. The pointwise part is
-always present (``pair_weight < 1``), so ``sigmoid(s)`` is an expected quality on the 0..1
-scale that the shared cost policy can trade against cost. Training uses Adam with early
-stopping on a validation split of the queries (the best epoch's weights are kept). All
-randomness comes from ``random_state`` through a private torch generator. The learned
-weights are saved as numpy arrays and prediction runs in numpy, so routing needs no torch.
-
-Differences from LLMRouter's ``mfrouter`` (PEERS.md §1.4): the peer learns only from
-"winner vs every other model" pairs (so it never sees pairs between two non-best models,
-and a model tied with the best counts as a loser), has no pointwise head, so its scores
-are not qualities and it cannot trade quality for cost, and trains a fixed number of
-epochs without validation.
+RouteLLM's bilinear form ``s(m, q) = w^T (normalize(v_m) * (W x_q)) + b_m``, trained in
+PyTorch on a pointwise loss against the scores plus a pairwise Bradley–Terry loss, so
+``sigmoid(s)`` is an expected quality; prediction runs in numpy, so routing needs no torch.
+The method, where it departs from LLMRouter's ``mfrouter``, and its benchmark figures:
+``docs/routers/mf.md``.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """MLP router: a small PyTorch network that predicts every candidate's quality at once.
 
-The network maps a query's features (the MiniLM embedding, optionally with TF-IDF
-features from `langchain_llmrouter.routers.features`) through ReLU hidden layers to
-one sigmoid output per candidate. It is trained with binary cross-entropy against
-the observed scores (soft targets in [0, 1]), masked where a score is missing, and
-stopped early on the loss of a held-out validation split. An optional ensemble
-averages several networks trained from different seeds and validation splits.
-
-Unlike LLMRouter's ``mlprouter`` (a classifier over "best model" labels, whose ties
-depend on file order and which can never pick a candidate that is never best), this
-regresses each candidate's quality, so the shared cost policy can trade it against
-cost. Weights are saved as numpy arrays in safetensors (never ``torch.save``).
-Prediction is a plain numpy forward pass, so loading needs no torch.
+ReLU hidden layers over the query features (MiniLM, optionally with TF-IDF) end in one sigmoid
+per candidate, trained with masked binary cross-entropy against the scores and early stopping;
+prediction is a numpy forward pass, so loading needs no torch. Where it departs from
+LLMRouter's ``mlprouter``, and its benchmark figures: ``docs/routers/mlp.md``.
 """
 
 from __future__ import annotations

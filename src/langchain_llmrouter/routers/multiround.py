@@ -1,181 +1,41 @@
-"""Registry classes of the multi-round routers: ``knnmultiroundrouter`` and
-``llmmultiroundrouter``.
+"""Moved: the multi-round routers' registry classes are in
+`langchain_llmrouter.graphs.multiround_router`.
 
-They hold the hyperparameters (and, for the kNN one, the fitted kNN part) and build their
-graphs from `langchain_llmrouter.graphs.multiround` with `as_graph`.
+``knnmultiroundrouter`` and ``llmmultiroundrouter`` run as LangGraph graphs, so their
+classes follow the graph routers' contract (`langchain_llmrouter.graphs.base.BaseGraphRouter`)
+and live with the graphs. The old names still resolve here, imported on first use (this
+module does not import the graphs).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from langchain_core.language_models import BaseChatModel
-from langgraph.graph.state import CompiledStateGraph
-from pydantic import Field
+if TYPE_CHECKING:
+    from langchain_llmrouter.graphs.multiround_router import (
+        KNNMultiRoundParams,
+        KNNMultiRoundRouter,
+        LLMMultiRoundRouter,
+        MultiRoundParams,
+    )
 
-from langchain_llmrouter.candidates import CandidatePool
-from langchain_llmrouter.errors import GraphRouterError
-from langchain_llmrouter.graphs.multiround import (
-    build_knn_multiround_graph,
-    build_llm_multiround_graph,
-)
-from langchain_llmrouter.routers.base import BaseRouter, RouterParams, RoutingDecision
-from langchain_llmrouter.routers.knn import KNNParams, KNNRouter
+_MOVED = {
+    "KNNMultiRoundParams": "langchain_llmrouter.graphs.multiround_router",
+    "KNNMultiRoundRouter": "langchain_llmrouter.graphs.multiround_router",
+    "LLMMultiRoundRouter": "langchain_llmrouter.graphs.multiround_router",
+    "MultiRoundParams": "langchain_llmrouter.graphs.multiround_router",
+}
 
-
-class MultiRoundParams(RouterParams):
-    """Hyperparameters both multi-round routers add."""
-
-    llm: str | None = None
-    """Candidate that decomposes and aggregates (None: the pool's cheapest)."""
-    max_subquestions: int = Field(default=4, ge=1)
-    """Most sub-questions a question is split into."""
-    max_cost: float | None = Field(default=None, gt=0)
-    """Spending bound per question in dollars (None: no bound)."""
+__all__ = ["KNNMultiRoundParams", "KNNMultiRoundRouter", "LLMMultiRoundRouter", "MultiRoundParams"]
 
 
-class KNNMultiRoundParams(KNNParams, MultiRoundParams):
-    """Hyperparameters of `KNNMultiRoundRouter`: the kNN ones plus the multi-round ones."""
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
 
 
-class KNNMultiRoundRouter(KNNRouter):
-    """``knnmultiroundrouter``: a kNN router that answers through the kNN multi-round graph.
-
-    Training fits the kNN part (``llmrouter train --router knnmultiroundrouter``); a fitted
-    router still routes single queries like ``knnrouter``, and `as_graph` builds the graph
-    that decomposes, routes each sub-question with this router, and aggregates.
-    """
-
-    name = "knnmultiroundrouter"
-    Params = KNNMultiRoundParams
-    graph_router = True
-
-    def __init__(
-        self,
-        *,
-        k: int = 50,
-        weights: Literal["uniform", "distance"] = "distance",
-        metric: Literal["cosine", "l2"] = "cosine",
-        cost_weight: float = 0.0,
-        budget: float | None = None,
-        llm: str | None = None,
-        max_subquestions: int = 4,
-        max_cost: float | None = None,
-        embeddings: Any = None,
-    ) -> None:
-        super().__init__(
-            k=k,
-            weights=weights,
-            metric=metric,
-            cost_weight=cost_weight,
-            budget=budget,
-            embeddings=embeddings,
-        )
-        self.llm = llm
-        self.max_subquestions = max_subquestions
-        self.max_cost = max_cost
-
-    def as_graph(
-        self,
-        candidates: CandidatePool,
-        *,
-        llm: BaseChatModel | str | None = None,
-        checkpointer: Any = None,
-        store: Any = None,
-        name: str | None = None,
-        **overrides: Any,
-    ) -> CompiledStateGraph:
-        """The kNN multi-round graph, with this router routing the sub-questions.
-
-        Args:
-            candidates: The pool that answers (it must hold every candidate of this router).
-            llm: The helper LLM (default: the ``llm`` hparam, else the pool's cheapest).
-            checkpointer: A LangGraph checkpointer.
-            store: A LangGraph store.
-            name: The graph's name (default ``knn_multiround``).
-            **overrides: Other `build_knn_multiround_graph` arguments (``max_subquestions``,
-                ``max_cost``, ``cost_weight``, ``candidate_max_tokens``).
-        """
-        return build_knn_multiround_graph(
-            router=self,
-            **_graph_arguments(self, candidates, llm, checkpointer, store, overrides),
-            name=name or "knn_multiround",
-        )
-
-
-def _graph_arguments(
-    router: KNNMultiRoundRouter | LLMMultiRoundRouter,
-    candidates: CandidatePool,
-    llm: BaseChatModel | str | None,
-    checkpointer: Any,
-    store: Any,
-    overrides: dict[str, Any],
-) -> dict[str, Any]:
-    """A registry router's builder arguments: its hparams, then the caller's overrides."""
-    return {
-        "candidates": candidates,
-        "llm": llm or router.llm or candidates.cheapest(),
-        "max_subquestions": router.max_subquestions,
-        "max_cost": router.max_cost,
-        "checkpointer": checkpointer,
-        "store": store,
-        **overrides,
-    }
-
-
-class LLMMultiRoundRouter(BaseRouter):
-    """``llmmultiroundrouter``: an LLM decomposes and routes; runs only as a graph.
-
-    It learns nothing (``llmrouter train`` only records the candidates); `as_graph` builds
-    the LLM multi-round graph. Asking it for a single routing decision raises
-    `GraphRouterError`.
-    """
-
-    name = "llmmultiroundrouter"
-    Params = MultiRoundParams
-    trainable = False
-    graph_router = True
-
-    def __init__(
-        self, *, llm: str | None = None, max_subquestions: int = 4, max_cost: float | None = None
-    ) -> None:
-        super().__init__()
-        self.llm = llm
-        self.max_subquestions = max_subquestions
-        self.max_cost = max_cost
-
-    def _fit(self, dataset: Any, query_embeddings: Any) -> None:
-        """Nothing to learn."""
-
-    def _predict_quality(self, queries: list[str], query_embeddings: Any) -> Any:
-        raise GraphRouterError(self.name)
-
-    def route_batch(self, queries: Any, **kwargs: Any) -> list[RoutingDecision]:
-        """Always raises `GraphRouterError` (fitted or not): this router runs as a graph."""
-        raise GraphRouterError(self.name)
-
-    def as_graph(
-        self,
-        candidates: CandidatePool,
-        *,
-        llm: BaseChatModel | str | None = None,
-        checkpointer: Any = None,
-        store: Any = None,
-        name: str | None = None,
-        **overrides: Any,
-    ) -> CompiledStateGraph:
-        """The LLM multi-round graph.
-
-        Args:
-            candidates: The pool the LLM chooses from.
-            llm: The helper LLM (default: the ``llm`` hparam, else the pool's cheapest).
-            checkpointer: A LangGraph checkpointer.
-            store: A LangGraph store.
-            name: The graph's name (default ``llm_multiround``).
-            **overrides: Other `build_llm_multiround_graph` arguments (``max_subquestions``,
-                ``max_cost``, ``candidate_max_tokens``).
-        """
-        return build_llm_multiround_graph(
-            **_graph_arguments(self, candidates, llm, checkpointer, store, overrides),
-            name=name or "llm_multiround",
-        )
+def __dir__() -> list[str]:
+    return __all__

@@ -18,7 +18,7 @@ def policy_utility(predicted: np.ndarray, cost: np.ndarray, cost_weight: float) 
         raise ValueError(f"cost_weight must be >= 0, got {cost_weight}")
     if cost_weight == 0:
         return np.asarray(predicted, dtype=np.float64)
-    return predicted - cost_weight * np.nan_to_num(cost, nan=0.0) * 1000.0
+    return predicted - cost_weight * np.where(np.isnan(cost), 0.0, cost) * 1000.0
 
 
 def rank_candidates(
@@ -46,8 +46,9 @@ def rank_candidates(
     cost = np.asarray(cost, dtype=np.float64)
     if predicted.shape != cost.shape:
         raise ValueError(f"predicted has shape {predicted.shape} but cost has shape {cost.shape}")
-    utility = np.nan_to_num(policy_utility(predicted, cost, cost_weight), nan=-np.inf)
-    safe_cost = np.nan_to_num(cost, nan=np.inf)
+    utility = policy_utility(predicted, cost, cost_weight)
+    utility = np.where(np.isnan(utility), -np.inf, utility)  # (np.nan_to_num is slower)
+    safe_cost = np.where(np.isnan(cost), np.inf, cost)
     usable = (
         np.ones(predicted.shape, dtype=bool)
         if available is None

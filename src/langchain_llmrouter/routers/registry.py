@@ -1,7 +1,8 @@
 """Routers by name: built-ins (imported lazily) and plugins found at run time.
 
-Plugins are Python files that define a `BaseRouter` subclass decorated with
-`register_router`. They are discovered, once per process and before the first
+A name maps to a single-round router (a `BaseRouter`) or to a router that runs as a
+LangGraph graph (a `langchain_llmrouter.graphs.base.BaseGraphRouter`); `router_kind` says
+which. Plugins are Python files that define such a class decorated with `register_router`. They are discovered, once per process and before the first
 lookup, from:
 
 1. ``./custom_routers/`` (relative to the working directory),
@@ -24,14 +25,19 @@ import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_llmrouter.errors import UnknownRouterError
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
+    from langchain_llmrouter.graphs.base import BaseGraphRouter
     from langchain_llmrouter.routers.base import BaseRouter
+
+RouterKind = Literal["single", "graph"]
+"""``"single"``: one routing decision per query (`BaseRouter`); ``"graph"``: runs as a
+LangGraph graph (`BaseGraphRouter`)."""
 
 # name -> "module:Class"; importing lazily keeps `list-routers` fast and torch-free.
 _BUILTIN: dict[str, str] = {
@@ -48,13 +54,13 @@ _BUILTIN: dict[str, str] = {
     "hybrid_llm": "langchain_llmrouter.routers.hybrid_llm:HybridLLMRouter",
     "graphrouter": "langchain_llmrouter.routers.graphrouter:GraphRouter",
     "causallm_router": "langchain_llmrouter.routers.causallm:CausalLMRouter",
-    # Multi-round routers: they run as LangGraph graphs (`as_graph`).
-    "automix": "langchain_llmrouter.routers.automix:AutoMixRouter",
-    "router_r1": "langchain_llmrouter.routers.router_r1:RouterR1Router",
-    "knnmultiroundrouter": "langchain_llmrouter.routers.multiround:KNNMultiRoundRouter",
-    "llmmultiroundrouter": "langchain_llmrouter.routers.multiround:LLMMultiRoundRouter",
+    # Graph routers (`BaseGraphRouter`): they run as LangGraph graphs (`as_graph`).
+    "automix": "langchain_llmrouter.graphs.automix_router:AutoMixRouter",
+    "router_r1": "langchain_llmrouter.graphs.router_r1_router:RouterR1Router",
+    "knnmultiroundrouter": "langchain_llmrouter.graphs.multiround_router:KNNMultiRoundRouter",
+    "llmmultiroundrouter": "langchain_llmrouter.graphs.multiround_router:LLMMultiRoundRouter",
 }
-_PLUGINS: dict[str, type[BaseRouter]] = {}
+_PLUGINS: dict[str, type[BaseRouter] | type[BaseGraphRouter]] = {}
 _PLUGIN_SOURCES: dict[str, str] = {}
 """Plugin router name -> where it came from (a file, an entry point, or "code")."""
 
@@ -81,7 +87,9 @@ def register_router(name: str | None = None) -> Any:
     Plugins may override a built-in name.
     """
 
-    def decorate(cls: type[BaseRouter]) -> type[BaseRouter]:
+    def decorate(
+        cls: type[BaseRouter] | type[BaseGraphRouter],
+    ) -> type[BaseRouter] | type[BaseGraphRouter]:
         key = (name or cls.name).lower()
         _PLUGINS[key] = cls
         _PLUGIN_SOURCES[key] = _loading_source[-1] if _loading_source else "code"
@@ -200,7 +208,7 @@ def available_routers() -> list[str]:
     return sorted(set(_BUILTIN) | set(_PLUGINS))
 
 
-def get_router_class(name: str) -> type[BaseRouter]:
+def get_router_class(name: str) -> type[BaseRouter] | type[BaseGraphRouter]:
     """The router class registered under ``name`` (case-insensitive).
 
     Raises:
@@ -216,7 +224,32 @@ def get_router_class(name: str) -> type[BaseRouter]:
     return getattr(importlib.import_module(module_name), class_name)
 
 
-def create_router(name: str, *, embeddings: Embeddings | None = None, **params: Any) -> BaseRouter:
+def router_kind(name: str) -> RouterKind:
+    """Which contract the router registered as ``name`` follows.
+
+    ``"graph"`` for a `BaseGraphRouter`: it decides while calling LLMs, so it runs as a
+    LangGraph graph (``router.as_graph(candidates)``) and cannot be judged on recorded
+    routing data (``knnmultiroundrouter`` is one even though it also routes single queries
+    as a kNN router). ``"single"`` for a `BaseRouter`: one routing decision per query.
+
+    Raises:
+        UnknownRouterError: listing the valid names.
+        TypeError: the class registered under ``name`` follows neither contract.
+    """
+    from langchain_llmrouter.graphs.base import BaseGraphRouter
+    from langchain_llmrouter.routers.base import BaseRouter
+
+    cls = get_router_class(name)
+    if issubclass(cls, BaseGraphRouter):
+        return "graph"
+    if issubclass(cls, BaseRouter):
+        return "single"
+    raise TypeError(f"{name} is registered as {cls!r}, neither a BaseRouter nor a BaseGraphRouter")
+
+
+def create_router(
+    name: str, *, embeddings: Embeddings | None = None, **params: Any
+) -> BaseRouter | BaseGraphRouter:
     """An unfitted router by name, with validated hyperparameters."""
     return get_router_class(name).from_params(params, embeddings=embeddings)
 
@@ -226,14 +259,20 @@ def load_router(
     path: str | Path | None = None,
     *,
     embeddings: Embeddings | None = None,
-) -> BaseRouter:
-    """Load a saved router.
+) -> BaseRouter | BaseGraphRouter:
+    """Load a saved router (never unpickles or runs code from the files).
 
     ``load_router("knnrouter", "models/knnrouter")`` checks that the directory holds
-    that router; ``load_router("models/knnrouter")`` loads whatever it holds.
+    that router; ``load_router("models/knnrouter")`` loads whatever it holds: it reads the
+    router's name from ``router.json`` and calls the registered class's ``load``.
+
+    Raises:
+        RouterLoadError: the files are damaged, or hold another router than ``name``.
+        UnknownRouterError: the name (given, or in ``router.json``) is not registered.
     """
-    from langchain_llmrouter.routers.base import BaseRouter
+    from langchain_llmrouter.routers.estimator import read_saved_router
 
     if path is None:
-        return BaseRouter.load(name_or_path, embeddings=embeddings)
+        document, _ = read_saved_router(name_or_path)
+        return get_router_class(document["router"]).load(name_or_path, embeddings=embeddings)
     return get_router_class(str(name_or_path)).load(path, embeddings=embeddings)

@@ -1,45 +1,11 @@
 """RouterDC: a query encoder and candidate embeddings trained by dual contrastive learning.
 
-RouterDC (Chen et al., arXiv 2409.19886) maps a query to a vector ``h(q)`` and keeps
-one learnable vector ``E_m`` per candidate; the score of candidate ``m`` is
-``sim(h(q), E_m) / temperature`` (cosine or inner product). Two losses train it:
-
-* sample–LLM: for each query, each of its ``top_k`` candidates by true score (all
-  candidates tied with the k-th are included; those scoring <= 0 are skipped) is a
-  positive contrasted with the ``last_k`` worst candidates (ties included);
-  ``-log softmax`` of the positive over [positive, negatives] is summed over the
-  positives and averaged over queries. A negative is masked out when its score is
-  above ``negative_threshold`` or not strictly below the positive's score, so two
-  equally good candidates are never pushed apart;
-* sample–sample: queries are clustered with KMeans on their MiniLM embeddings (as in
-  the paper; LLMRouter clusters score vectors instead); each query is pulled to a
-  random same-cluster query of its batch against ``n_negatives`` other-cluster ones.
-  Weighted by ``sample_loss_weight``.
-
-Encoders (``encoder``):
-
-* ``head`` (default): the frozen all-MiniLM-L6-v2 sentence embedding (the base
-  class's precomputed query embeddings) through a trained MLP head;
-* ``finetune``: the bundled MiniLM itself, with its top ``finetune_layers`` layers
-  trained (inputs truncated to ``max_length`` tokens; the frozen layers' outputs are
-  computed once per fit), mean-pooled, then the same head. This mode embeds queries
-  itself and ignores the given query embeddings at prediction (they are still used
-  at fit time for the clusters). Only the trained layers are saved; at load the
-  encoder is rebuilt from the bundled MiniLM (checked by its SHA-256) plus those
-  weights. No pickle, no remote code.
-
-The softmax over the scores says which candidate is likely best, not how good each
-is, so ``_predict_quality`` returns a *calibrated* quality in [0, 1], fitted on the
-held-out validation split (``calibration``): ``readout`` (default; per candidate, a
-logistic regression on all candidates' standardised scores, fractional scores as
-weighted 0/1 labels), ``isotonic`` (per candidate, monotone in its own score) or
-``none`` (the raw softmax, the paper's argmax router; not quality-scaled, so the
-cost policy is then only heuristic). In 3-fold CV on the training file the raw
-argmax routes slightly better at cost_weight 0 (0.643 against 0.638 for ``readout``
-and 0.629 for ``isotonic``, within noise) but ``none`` cannot trade quality for cost
-on a meaningful scale. The validation split (``val_fraction``) also
-selects the epoch: training stops after ``patience`` epochs without a better
-validation routing quality (the true score of the argmax candidate), keeping the best.
+RouterDC (Chen et al., arXiv 2409.19886) scores candidate ``m`` for query ``q`` as
+``sim(h(q), E_m) / temperature``, trained with a sample–LLM and a sample–sample (query
+cluster) contrastive loss. The encoder is the frozen MiniLM with a trained head (``head``) or
+MiniLM with its top layers fine-tuned (``finetune``), and the scores are calibrated into a
+quality on the validation split. The method, the calibrations and where it departs from the
+paper and LLMRouter: ``docs/routers/routerdc.md``.
 """
 
 from __future__ import annotations
@@ -110,7 +76,7 @@ class RouterDCParams(RouterParams):
     val_fraction: float = Field(default=0.15, gt=0, lt=1)
     """Share of the training data held out for model selection and calibration."""
     calibration: Calibration = "readout"
-    """How scores become a quality in [0, 1] (see the module docstring)."""
+    """How scores become a quality in [0, 1]: ``readout``, ``isotonic`` or ``none``."""
     max_length: int = Field(default=64, ge=4, le=512)
     """Tokens kept per query (``finetune`` only)."""
     finetune_layers: int = Field(default=2, ge=1, le=6)
@@ -515,7 +481,7 @@ class RouterDC(BaseRouter):
     # --- calibration ----------------------------------------------------------------------
 
     def _fit_calibration(self, logits: np.ndarray, y: np.ndarray) -> None:
-        """Map scores to quality on held-out rows (see the module docstring)."""
+        """Map scores to quality on held-out rows (see ``calibration``)."""
         m = logits.shape[1]
         known = ~np.isnan(y)
         prior = np.array([y[known[:, j], j].mean() if known[:, j].any() else 0.0 for j in range(m)])

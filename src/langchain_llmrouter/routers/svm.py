@@ -1,22 +1,10 @@
 """SVM router: one calibrated support-vector classifier per candidate over query features.
 
-For each candidate, a binary SVM (scikit-learn's `SVC` with an RBF kernel, or
-`LinearSVC`) learns whether the candidate answers a query well (score >=
-``threshold``), from the MiniLM query embedding (optionally with TF-IDF features,
-see `langchain_llmrouter.routers.features`). Its decision values are calibrated into
-probabilities with Platt scaling (``sigmoid``) or isotonic regression fitted on
-out-of-fold decision values (`CalibratedClassifierCV` with ``ensemble=False`` and a
-*shuffled* stratified split: the training file is ordered by task, so unshuffled
-folds would calibrate on unseen tasks and invert the probabilities). The
-probability is the candidate's expected quality, which the shared cost policy
-trades against cost.
-
-Unlike LLMRouter's ``svmrouter`` (one multi-class `SVC` over "best model" labels,
-pickled), this predicts every candidate's chance of success, skips missing (NaN)
-scores per candidate, and is saved as arrays: the support vectors (the union over
-candidates), a dual-coefficient matrix, intercepts, the kernel width and the
-calibration parameters. Prediction re-implements the decision function and the
-calibration in numpy, so loading never unpickles anything.
+For each candidate an SVM (RBF `SVC` or `LinearSVC`) learns whether it answers a query well,
+and Platt or isotonic calibration on out-of-fold decision values turns its decision value into
+the expected quality. The router is saved as arrays and predicts in numpy, so loading never
+unpickles anything. The method, where it departs from LLMRouter's ``svmrouter``, and its
+benchmark figures: ``docs/routers/svm.md``.
 """
 
 from __future__ import annotations

@@ -32,14 +32,15 @@ from langchain_llmrouter.graphs.automix import (
     ANSWER_MAX_TOKENS,
     ANSWER_PROMPT,
     VERIFY_MAX_TOKENS,
-    add_self_verification,
     build_automix_graph,
     default_cascade,
     parse_verification,
     verification_prompt,
 )
+from langchain_llmrouter.graphs.automix_router import AutoMixRouter
 from langchain_llmrouter.graphs.chat_model import RouterGraphChatModel
-from langchain_llmrouter.routers.automix import AutoMixRouter, ThresholdPolicy
+from langchain_llmrouter.pipeline.self_verification import add_self_verification
+from langchain_llmrouter.routers.automix import ThresholdPolicy
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior, ServedCall
 
 SMALL, MID, LARGE = "gemma-2-9b-it", "mistral-nemo-12b-instruct", "llama3-70b-instruct"

@@ -44,7 +44,7 @@ from langchain_llmrouter.graphs.multiround import (
     build_llm_multiround_graph,
     merge_sub_answers,
 )
-from langchain_llmrouter.routers.multiround import KNNMultiRoundRouter, LLMMultiRoundRouter
+from langchain_llmrouter.graphs.multiround_router import KNNMultiRoundRouter, LLMMultiRoundRouter
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior, ServedCall
 
 HELPER = "mixtral-8x7b-instruct-v0.1"

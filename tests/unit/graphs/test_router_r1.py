@@ -39,7 +39,7 @@ from langchain_llmrouter.graphs._router_r1_text import (
 )
 from langchain_llmrouter.graphs.chat_model import RouterGraphChatModel
 from langchain_llmrouter.graphs.router_r1 import build_router_r1_graph
-from langchain_llmrouter.routers.router_r1 import RouterR1Router
+from langchain_llmrouter.graphs.router_r1_router import RouterR1Router
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior, ServedCall
 
 POLICY = "r1-policy"

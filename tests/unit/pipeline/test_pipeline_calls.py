@@ -1,6 +1,7 @@
-"""Stage 3 (`data_pipeline.call_candidates`) against the local OpenAI-compatible server:
-scored rows with real usage and cost, resumption without re-calling, failures recorded and
-retried, retries, rate limits, key rotation, the cost bound, and clear errors."""
+"""Stage 3 (`langchain_llmrouter.pipeline.call_candidates`) against the local
+OpenAI-compatible server: scored rows with real usage and cost, resumption without
+re-calling, failures recorded and retried, retries, rate limits, key rotation, the cost
+bound, and clear errors."""
 
 from __future__ import annotations
 
@@ -22,9 +23,6 @@ from pipeline_call_helpers import (
 )
 from safetensors.numpy import load_file
 
-from data_pipeline.call_candidates import call_candidates, main, write_query_embeddings
-from data_pipeline.config import load_pipeline_config
-from data_pipeline.store import SplitStore
 from langchain_llmrouter.errors import (
     DataFormatError,
     MissingAPIKeyError,
@@ -32,6 +30,13 @@ from langchain_llmrouter.errors import (
     UnknownCandidateError,
 )
 from langchain_llmrouter.evaluation.task_metrics import register_metric
+from langchain_llmrouter.pipeline.call_candidates import (
+    call_candidates,
+    main,
+    write_query_embeddings,
+)
+from langchain_llmrouter.pipeline.config import load_pipeline_config
+from langchain_llmrouter.pipeline.store import SplitStore
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior
 
 ALL_ROWS = [*ROWS_TRAIN, ROWS_TEST[0]]

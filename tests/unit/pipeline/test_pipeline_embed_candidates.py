@@ -1,4 +1,5 @@
-"""Stage 2 (`data_pipeline.embed_candidates`): description embeddings in the candidates JSON."""
+"""Stage 2 (`langchain_llmrouter.pipeline.embed_candidates`): description embeddings in the
+candidates JSON."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import numpy as np
 import pytest
 from pipeline_call_helpers import write_config
 
-from data_pipeline.config import load_pipeline_config
-from data_pipeline.embed_candidates import embed_candidates, main
 from langchain_llmrouter.candidates import CandidatePool
 from langchain_llmrouter.embeddings import embed_texts
 from langchain_llmrouter.errors import DataFormatError
+from langchain_llmrouter.pipeline.config import load_pipeline_config
+from langchain_llmrouter.pipeline.embed_candidates import embed_candidates, main
 
 
 def test_every_entry_keeps_its_fields_and_gains_its_description_embedding(

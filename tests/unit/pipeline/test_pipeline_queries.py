@@ -1,7 +1,7 @@
-"""Stage 1 of the data pipeline (`data_pipeline.queries`): benchmarks and query files to
-query files. All offline: benchmarks are tiny hand-made files in each hub schema, the hub is
-switched to offline mode with an empty private cache, and query files are slices of the
-example ``default_query_test.jsonl``.
+"""Stage 1 of the data pipeline (`langchain_llmrouter.pipeline.queries`): benchmarks and
+query files to query files. All offline: benchmarks are tiny hand-made files in each hub
+schema, the hub is switched to offline mode with an empty private cache, and query files are
+slices of the example ``default_query_test.jsonl``.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from pipeline_fixtures import (
     write_jsonl,
 )
 
-from data_pipeline import tasks
-from data_pipeline.config import load_pipeline_config
-from data_pipeline.queries import QUERY_FIELDS, generate_queries, main, train_count
-from data_pipeline.sources import BenchmarkLoadError
-from data_pipeline.tasks import formatted_query, get_task, parse_choices
 from langchain_llmrouter.errors import ConfigError, DataFormatError, UnknownNameError
+from langchain_llmrouter.pipeline import tasks
+from langchain_llmrouter.pipeline.config import load_pipeline_config
+from langchain_llmrouter.pipeline.queries import QUERY_FIELDS, generate_queries, main, train_count
+from langchain_llmrouter.pipeline.sources import BenchmarkLoadError
+from langchain_llmrouter.pipeline.tasks import formatted_query, get_task, parse_choices
 
 REPO = Path(__file__).resolve().parents[3]
 OFFLINE_ENV = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1"}
@@ -509,7 +509,7 @@ def test_cli_overrides_in_process(
 # --- a custom task from a plugin -----------------------------------------------------------
 
 PLUGIN = '''"""A test plugin: a capitals quiz task with its own prompt."""
-from data_pipeline.tasks import HubDataset, register_task
+from langchain_llmrouter.pipeline.tasks import HubDataset, register_task
 
 
 @register_task(
@@ -525,8 +525,8 @@ def capitals_quiz(record, rng):
 
 @pytest.fixture
 def registry_snapshot(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Tasks registered during a test are forgotten afterwards."""
-    tasks.task_names()  # the built-ins first, so they are in the snapshot
+    """Tasks registered during a test are forgotten afterwards (the built-ins are not in
+    `_TASKS`: the registry finds them by name)."""
     monkeypatch.setattr(tasks, "_TASKS", dict(tasks._TASKS))
 
 

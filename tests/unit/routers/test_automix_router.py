@@ -14,8 +14,10 @@ import pytest
 
 from langchain_llmrouter import DataFormatError, LLMCandidate, RoutingDataset
 from langchain_llmrouter.errors import ConfigError, GraphRouterError
+from langchain_llmrouter.graphs.automix_router import AutoMixRouter
+from langchain_llmrouter.graphs.base import BaseGraphRouter
 from langchain_llmrouter.routers.automix import (
-    AutoMixRouter,
+    AutoMixFitter,
     CascadeData,
     POMDPPolicy,
     ThresholdPolicy,
@@ -286,8 +288,10 @@ def test_unknown_cascade_candidate_lists_the_valid_ones() -> None:
 def test_is_a_graph_router() -> None:
     router = AutoMixRouter(cascade=["small", "large"]).fit(two_model(100, 0))
     assert AutoMixRouter.graph_router and AutoMixRouter.trainable
+    assert issubclass(AutoMixRouter, BaseGraphRouter) and issubclass(AutoMixRouter, AutoMixFitter)
     with pytest.raises(GraphRouterError, match="as_graph"):
         router.route("What is 2 + 2?")
+    assert not hasattr(router, "route_batch") and not hasattr(router, "_predict_quality")
 
 
 def test_undefined_lift_falls_back_to_utility() -> None:

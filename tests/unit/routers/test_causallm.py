@@ -8,7 +8,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from router_contract import RouterContract
 
 from langchain_llmrouter import (
     ConfigError,
@@ -18,6 +17,7 @@ from langchain_llmrouter import (
     load_router,
 )
 from langchain_llmrouter.routers.causallm import CausalLMRouter, best_labels
+from langchain_llmrouter.testing import RouterContractTests
 
 FAST = {"hidden_size": 64, "n_layers": 2, "n_heads": 4, "vocab_size": 1000, "epochs": 3}
 
@@ -63,8 +63,9 @@ def planted_router() -> CausalLMRouter:
     return router.fit(planted(240, seed=1))
 
 
-class TestCausalLMRouterContract(RouterContract):
+class TestCausalLMRouterContract(RouterContractTests):
     router_name = "causallm_router"
+    contract_data_fixture = "router_slice"
     fast_params = FAST
     bad_params = [
         ({"epochs": 0}, "hparam.epochs"),

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from router_contract import RouterContract
 
 from langchain_llmrouter import RoutingDataset, create_router, load_router
 from langchain_llmrouter.routers.elo import (
@@ -18,10 +17,12 @@ from langchain_llmrouter.routers.elo import (
     fit_calibration,
     to_elo,
 )
+from langchain_llmrouter.testing import RouterContractTests
 
 
-class TestEloSimilarityContract(RouterContract):
+class TestEloSimilarityContract(RouterContractTests):
     router_name = "elorouter"
+    contract_data_fixture = "router_slice"
     fast_params = {"variant": "similarity", "k": 30, "temperature": 0.2}
     bad_params = [
         ({"variant": "local"}, "hparam.variant"),
@@ -32,8 +33,9 @@ class TestEloSimilarityContract(RouterContract):
     ]
 
 
-class TestEloGlobalContract(RouterContract):
+class TestEloGlobalContract(RouterContractTests):
     router_name = "elorouter"
+    contract_data_fixture = "router_slice"
     fast_params = {"variant": "global"}
     bad_params = [({"prior": -1.0}, "hparam.prior")]
 

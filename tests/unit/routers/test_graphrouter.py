@@ -9,17 +9,18 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from router_contract import RouterContract
 
 from langchain_llmrouter import LLMCandidate, RoutingDataset, create_router
 from langchain_llmrouter._optional import MissingDependencyError
 from langchain_llmrouter.routers.graphrouter import QUERY_CANDIDATE, QUERY_TASK, GraphRouter
+from langchain_llmrouter.testing import RouterContractTests
 
 FAST = {"hidden_dim": 16, "max_epochs": 60, "patience": 20, "n_tasks": 5, "lr": 1e-2}
 
 
-class TestGraphRouterContract(RouterContract):
+class TestGraphRouterContract(RouterContractTests):
     router_name = "graphrouter"
+    contract_data_fixture = "router_slice"
     fast_params = FAST
     bad_params = [
         ({"hidden_dim": 0}, "hparam.hidden_dim"),

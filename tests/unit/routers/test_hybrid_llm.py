@@ -7,7 +7,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-from router_contract import RouterContract
 
 from langchain_llmrouter import ConfigError, LLMCandidate, RoutingDataset, create_router
 from langchain_llmrouter.routers.hybrid_llm import (
@@ -18,13 +17,15 @@ from langchain_llmrouter.routers.hybrid_llm import (
     make_labels,
 )
 from langchain_llmrouter.routers.policy import choose
+from langchain_llmrouter.testing import RouterContractTests
 
 FAST = {"epochs": 3, "hidden_sizes": [32]}
 STRONG, WEAK = "llama-3.1-nemotron-51b-instruct", "gemma-2-9b-it"
 
 
-class TestHybridLLMContract(RouterContract):
+class TestHybridLLMContract(RouterContractTests):
     router_name = "hybrid_llm"
+    contract_data_fixture = "router_slice"
     fast_params = FAST
     bad_params = [
         ({"threshold": -0.1}, "hparam.threshold"),

@@ -5,14 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from router_contract import RouterContract
 
 from langchain_llmrouter import RoutingDataset, create_router
 from langchain_llmrouter.routers.mf import mf_losses, preference_mask
+from langchain_llmrouter.testing import RouterContractTests
 
 
-class TestMFRouterContract(RouterContract):
+class TestMFRouterContract(RouterContractTests):
     router_name = "mfrouter"
+    contract_data_fixture = "router_slice"
     fast_params = {"latent_dim": 32, "max_epochs": 40, "patience": 5, "lr": 3e-3}
     bad_params = [
         ({"latent_dim": 0}, "hparam.latent_dim"),

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from router_contract import RouterContract
 
 from langchain_llmrouter import RoutingDataset, create_router, load_router
 from langchain_llmrouter.routers.mlp import MLPRouter
+from langchain_llmrouter.testing import RouterContractTests
 
 FAST = {
     "hidden_sizes": [32],
@@ -23,8 +23,9 @@ FAST = {
 }
 
 
-class TestMLPRouterContract(RouterContract):
+class TestMLPRouterContract(RouterContractTests):
     router_name = "mlprouter"
+    contract_data_fixture = "router_slice"
     fast_params = {"hidden_sizes": [64], "max_epochs": 30, "patience": 5, "lr": 1e-3}
     bad_params = [
         ({"hidden_sizes": [0]}, "hparam.hidden_sizes"),

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from router_contract import RouterContract
 
 from langchain_llmrouter import RoutingDataset, load_router
 from langchain_llmrouter.routers.routerdc import (
@@ -19,12 +18,14 @@ from langchain_llmrouter.routers.routerdc import (
     sample_sample_loss,
     select_pairs,
 )
+from langchain_llmrouter.testing import RouterContractTests
 
 FAST = {"max_epochs": 8, "patience": 3, "hidden_dim": 64}
 
 
-class TestRouterDCContract(RouterContract):
+class TestRouterDCContract(RouterContractTests):
     router_name = "routerdc"
+    contract_data_fixture = "router_slice"
     fast_params = FAST
     bad_params = [
         ({"temperature": 0}, "hparam.temperature"),

@@ -7,14 +7,15 @@ from typing import Any
 
 import numpy as np
 import pytest
-from router_contract import RouterContract
 
 from langchain_llmrouter import RoutingDataset, create_router, load_router
 from langchain_llmrouter.routers.svm import SVMRouter, _rbf
+from langchain_llmrouter.testing import RouterContractTests
 
 
-class TestSVMRouterContract(RouterContract):
+class TestSVMRouterContract(RouterContractTests):
     router_name = "svmrouter"
+    contract_data_fixture = "router_slice"
     fast_params = {"C": 1.0}
     bad_params = [
         ({"C": 0}, "hparam.C"),

@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 import pytest
-from router_contract import RouterContract, fit_router
 
 from langchain_llmrouter import RoutingDataset, UnknownCandidateError, create_router
 from langchain_llmrouter.routers import registry
+from langchain_llmrouter.testing import RouterContractTests, fit_router
 
 FAST = {"epochs": 15, "hidden_dim": 32, "threshold": 0.2}  # the slice has few hard queries
 STRONG = "llama-3.1-nemotron-51b-instruct"  # the best single candidate of the RouterDC data
@@ -23,8 +23,9 @@ def test_it_is_a_plugin_found_in_custom_routers() -> None:
     assert source is not None and source.endswith("custom_routers/thresholdrouter.py")
 
 
-class TestThresholdRouterContract(RouterContract):
+class TestThresholdRouterContract(RouterContractTests):
     router_name = "thresholdrouter"
+    contract_data_fixture = "router_slice"
     fast_params = FAST
     bad_params = [
         ({"threshold": 1.5}, "hparam.threshold"),
@@ -38,6 +39,22 @@ class TestThresholdRouterContract(RouterContract):
             router_slice.held.queries[:20], query_embeddings=router_slice.held_emb[:20]
         )
         assert fitted.candidates_ == [CHEAP, STRONG]
+        assert predicted.shape == (20, 2) and np.isfinite(predicted).all()
+
+
+class TestThresholdRouterOnContractData(RouterContractTests):
+    """The same contract on the shipped synthetic data, as a plugin author runs it."""
+
+    router_name = "thresholdrouter"
+    fast_params = FAST
+    bad_params = TestThresholdRouterContract.bad_params
+
+    def test_predictions_cover_every_candidate(self, fitted: Any, contract_data: Any) -> None:
+        # The cheapest candidate and the best single one of the synthetic data.
+        predicted = fitted.predict_quality(
+            contract_data.held.queries[:20], query_embeddings=contract_data.held_emb[:20]
+        )
+        assert fitted.candidates_ == ["swift-1b", "sage-70b"]
         assert predicted.shape == (20, 2) and np.isfinite(predicted).all()
 
 

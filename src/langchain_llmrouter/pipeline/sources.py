@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data_pipeline.tasks import HubDataset, TaskSpec
 from langchain_llmrouter._optional import import_optional
 from langchain_llmrouter.errors import DataFormatError, LLMRouterError
+from langchain_llmrouter.pipeline.tasks import HubDataset, TaskSpec
 
 LOCAL_SUFFIXES: dict[str, str] = {
     ".jsonl": "json",

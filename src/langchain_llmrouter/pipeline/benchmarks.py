@@ -1,10 +1,12 @@
 """The 11 built-in benchmarks: where each lives on the hub and how one of its records (in the
 hub dataset's own schema) becomes a query row.
 
-Importing this module registers the tasks with `data_pipeline.tasks.register_task`; the
-registry imports it on first use. Each converter returns ``query``, ``ground_truth`` and,
-where the task has them, ``choices`` (option texts, lettered A, B, ... in order) and
-``task_id``; it returns None for a record that cannot be asked (no question or no answer).
+Each task is a `TaskSpec` made with `langchain_llmrouter.pipeline.tasks.define_task`; this
+module registers nothing: the registry's name -> ``"module:attr"`` map points here and
+imports it on the first lookup of a built-in task. Each converter returns ``query``,
+``ground_truth`` and, where the task has them, ``choices`` (option texts, lettered A, B, ...
+in order) and ``task_id``; it returns None for a record that cannot be asked (no question or
+no answer).
 
 Records may come from CSV files, where nested fields (``choices``, ``golden_answers``,
 ``test_list``, ``answer``) arrive as strings: such a string is read as JSON, then as a
@@ -17,8 +19,8 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from data_pipeline.tasks import HubDataset, QueryFields, register_task
 from langchain_llmrouter.evaluation.task_metrics import parse_literal
+from langchain_llmrouter.pipeline.tasks import HubDataset, QueryFields, define_task
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """Option letters, in order."""
@@ -79,7 +81,7 @@ def _answer_letter(answer: Any, n_options: int) -> str:
     return LETTERS[index]
 
 
-@register_task(
+@define_task(
     "natural_qa", metric="f1_score", hub=HubDataset("RUC-NLPIR/FlashRAG_datasets", "nq", "train")
 )
 def natural_qa(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
@@ -93,7 +95,7 @@ def natural_qa(record: Mapping[str, Any], rng: random.Random) -> QueryFields | N
     return {"query": _text(record["question"]), "ground_truth": answer}
 
 
-@register_task(
+@define_task(
     "trivia_qa", metric="f1_score", hub=HubDataset("mandarjoshi/trivia_qa", "rc.nocontext", "train")
 )
 def trivia_qa(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
@@ -116,7 +118,7 @@ def trivia_qa(record: Mapping[str, Any], rng: random.Random) -> QueryFields | No
     return {"query": _text(record["question"]), "ground_truth": truth}
 
 
-@register_task("mmlu", metric="em_mc", hub=HubDataset("cais/mmlu", "all", "auxiliary_train"))
+@define_task("mmlu", metric="em_mc", hub=HubDataset("cais/mmlu", "all", "auxiliary_train"))
 def mmlu(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
     """MMLU: ``question``, ``choices`` (a list) and ``answer`` (the index of the right one).
 
@@ -132,7 +134,7 @@ def mmlu(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
     }
 
 
-@register_task("gpqa", metric="em_mc", hub=HubDataset("Idavidrein/gpqa", "gpqa_main", "train"))
+@define_task("gpqa", metric="em_mc", hub=HubDataset("Idavidrein/gpqa", "gpqa_main", "train"))
 def gpqa(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
     """GPQA: ``Question``, ``Correct Answer`` and ``Incorrect Answer 1``-``3``.
 
@@ -152,7 +154,7 @@ def gpqa(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
     }
 
 
-@register_task(
+@define_task(
     "mbpp", metric="code_eval", hub=HubDataset("google-research-datasets/mbpp", "full", "train")
 )
 def mbpp(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
@@ -169,7 +171,7 @@ def mbpp(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
     return {"query": _text(record["text"]), "ground_truth": asserts, "task_id": record["task_id"]}
 
 
-@register_task(
+@define_task(
     "human_eval", metric="code_eval", hub=HubDataset("openai/openai_humaneval", None, "test")
 )
 def human_eval(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
@@ -181,15 +183,13 @@ def human_eval(record: Mapping[str, Any], rng: random.Random) -> QueryFields | N
     return {"query": prompt, "ground_truth": str(record["test"]), "task_id": record["task_id"]}
 
 
-@register_task("gsm8k", metric="GSM8K", hub=HubDataset("openai/gsm8k", "main", "train"))
+@define_task("gsm8k", metric="GSM8K", hub=HubDataset("openai/gsm8k", "main", "train"))
 def gsm8k(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
     """GSM8K: ``question`` and ``answer`` (the worked solution ending ``#### N``, kept whole)."""
     return {"query": _text(record["question"]), "ground_truth": _text(record["answer"])}
 
 
-@register_task(
-    "commonsense_qa", metric="em_mc", hub=HubDataset("tau/commonsense_qa", None, "train")
-)
+@define_task("commonsense_qa", metric="em_mc", hub=HubDataset("tau/commonsense_qa", None, "train"))
 def commonsense_qa(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
     """CommonsenseQA: ``question``, ``choices`` (``label``/``text``) and ``answerKey``."""
     options = _labelled_options(record["choices"], record["answerKey"])
@@ -199,17 +199,17 @@ def commonsense_qa(record: Mapping[str, Any], rng: random.Random) -> QueryFields
     return {"query": _text(record["question"]), "ground_truth": letter, "choices": texts}
 
 
-@register_task("math", metric="MATH", hub=HubDataset("EleutherAI/hendrycks_math", None, "train"))
+@define_task("math", metric="MATH", hub=HubDataset("EleutherAI/hendrycks_math", None, "train"))
 def hendrycks_math(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
     """MATH: ``problem`` and ``solution`` (whose last ``\\boxed{}`` holds the answer).
 
     The hub dataset has one configuration per subject and names none here: the sources
-    module loads all seven and joins them (see `data_pipeline.sources.HUB_CONFIGS`).
+    module loads all seven and joins them (see `langchain_llmrouter.pipeline.sources.HUB_CONFIGS`).
     """
     return {"query": _text(record["problem"]), "ground_truth": _text(record["solution"])}
 
 
-@register_task("openbook_qa", metric="em_mc", hub=HubDataset("allenai/openbookqa", "main", "train"))
+@define_task("openbook_qa", metric="em_mc", hub=HubDataset("allenai/openbookqa", "main", "train"))
 def openbook_qa(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:
     """OpenBookQA: ``question_stem``, ``choices`` (``text``/``label``) and ``answerKey``."""
     options = _labelled_options(record["choices"], record["answerKey"])
@@ -219,7 +219,7 @@ def openbook_qa(record: Mapping[str, Any], rng: random.Random) -> QueryFields | 
     return {"query": _text(record["question_stem"]), "ground_truth": letter, "choices": texts}
 
 
-@register_task(
+@define_task(
     "arc_challenge", metric="em_mc", hub=HubDataset("allenai/ai2_arc", "ARC-Challenge", "train")
 )
 def arc_challenge(record: Mapping[str, Any], rng: random.Random) -> QueryFields | None:

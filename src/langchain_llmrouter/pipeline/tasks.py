@@ -1,10 +1,12 @@
 """The task registry: for each task, where its benchmark lives, how a benchmark record becomes
 a query row, its prompt template and its default metric.
 
-Built-in tasks are registered in `data_pipeline.benchmarks`; custom tasks register the same
-way from a plugin file named in the config::
+The built-in tasks are defined (not registered) in `langchain_llmrouter.pipeline.benchmarks`
+and found through `_BUILTIN`, a name -> ``"module:attr"`` map imported on first use, so this
+module never imports the modules that add tasks to it. Custom tasks register from a plugin
+file named in the config::
 
-    from data_pipeline import HubDataset, register_task
+    from langchain_llmrouter.pipeline import HubDataset, register_task
 
     @register_task("my_qa", metric="em", hub=HubDataset("me/my_qa", split="train"),
                    prompt="my_qa.yaml")   # relative to the plugin file
@@ -85,7 +87,54 @@ class TaskSpec:
         return load_prompt_template(self.prompt_file)
 
 
+_BUILTIN: dict[str, str] = {
+    "natural_qa": "langchain_llmrouter.pipeline.benchmarks:natural_qa",
+    "trivia_qa": "langchain_llmrouter.pipeline.benchmarks:trivia_qa",
+    "mmlu": "langchain_llmrouter.pipeline.benchmarks:mmlu",
+    "gpqa": "langchain_llmrouter.pipeline.benchmarks:gpqa",
+    "mbpp": "langchain_llmrouter.pipeline.benchmarks:mbpp",
+    "human_eval": "langchain_llmrouter.pipeline.benchmarks:human_eval",
+    "gsm8k": "langchain_llmrouter.pipeline.benchmarks:gsm8k",
+    "commonsense_qa": "langchain_llmrouter.pipeline.benchmarks:commonsense_qa",
+    "math": "langchain_llmrouter.pipeline.benchmarks:hendrycks_math",
+    "openbook_qa": "langchain_llmrouter.pipeline.benchmarks:openbook_qa",
+    "arc_challenge": "langchain_llmrouter.pipeline.benchmarks:arc_challenge",
+}
+"""Built-in task name -> ``"module:attr"`` of its `TaskSpec` (imported on first lookup)."""
 _TASKS: dict[str, TaskSpec] = {}
+"""Tasks registered with `register_task` (plugins); they win over a built-in of that name."""
+
+
+def _spec(
+    name: str, metric: str, hub: HubDataset | None, prompt: str | Path | None, func: ToQuery
+) -> TaskSpec:
+    """The `TaskSpec` of a converter; a relative ``prompt`` is read beside ``func``'s file."""
+    if prompt is None:
+        prompt_file = PROMPTS_DIR / f"{name}.yaml"
+    else:
+        prompt_file = Path(prompt)
+        if not prompt_file.is_absolute():
+            module = sys.modules.get(func.__module__)
+            base = Path(getattr(module, "__file__", None) or Path.cwd()).parent
+            prompt_file = base / prompt_file
+    return TaskSpec(name, metric, func, hub, prompt_file)
+
+
+def define_task(
+    name: str,
+    *,
+    metric: str,
+    hub: HubDataset | None = None,
+    prompt: str | Path | None = None,
+) -> Callable[[ToQuery], TaskSpec]:
+    """Decorator turning a converter into a `TaskSpec` without registering it (how the
+    built-ins in `langchain_llmrouter.pipeline.benchmarks` are written; `_BUILTIN` names
+    them). Arguments as for `register_task`."""
+
+    def decorator(func: ToQuery) -> TaskSpec:
+        return _spec(name, metric, hub, prompt, func)
+
+    return decorator
 
 
 def register_task(
@@ -108,22 +157,22 @@ def register_task(
     """
 
     def decorator(func: ToQuery) -> ToQuery:
-        if prompt is None:
-            prompt_file = PROMPTS_DIR / f"{name}.yaml"
-        else:
-            prompt_file = Path(prompt)
-            if not prompt_file.is_absolute():
-                module = sys.modules.get(func.__module__)
-                base = Path(getattr(module, "__file__", None) or Path.cwd()).parent
-                prompt_file = base / prompt_file
-        _TASKS[name] = TaskSpec(name, metric, func, hub, prompt_file)
+        _TASKS[name] = _spec(name, metric, hub, prompt, func)
         return func
 
     return decorator
 
 
-def _load_builtins() -> None:
-    importlib.import_module("data_pipeline.benchmarks")
+def _lookup(name: str) -> TaskSpec | None:
+    """The registered task ``name``, else the built-in one (imported now), else None."""
+    if name in _TASKS:
+        return _TASKS[name]
+    target = _BUILTIN.get(name)
+    if target is None:
+        return None
+    module, attr = target.split(":")
+    spec: TaskSpec = getattr(importlib.import_module(module), attr)
+    return spec
 
 
 def get_task(name: str) -> TaskSpec:
@@ -132,17 +181,20 @@ def get_task(name: str) -> TaskSpec:
     Raises:
         UnknownNameError: listing the registered tasks.
     """
-    _load_builtins()
-    try:
-        return _TASKS[name]
-    except KeyError:
-        raise UnknownNameError("task", name, _TASKS) from None
+    task = _lookup(name)
+    if task is None:
+        raise UnknownNameError("task", name, task_names())
+    return task
+
+
+def builtin_tasks() -> list[str]:
+    """Names of the tasks that ship with the pipeline."""
+    return sorted(_BUILTIN)
 
 
 def task_names() -> list[str]:
-    """Names of all registered tasks."""
-    _load_builtins()
-    return sorted(_TASKS)
+    """Names of all tasks: built-in and registered."""
+    return sorted(set(_BUILTIN) | set(_TASKS))
 
 
 @cache
@@ -223,8 +275,7 @@ def prompt_variables(row: Mapping[str, Any]) -> dict[str, str]:
 
 def prompt_file_for(row: Mapping[str, Any]) -> Path:
     """The template for a row: its task's, else a generic multiple-choice or open one."""
-    _load_builtins()
-    task = _TASKS.get(str(row.get("task_name")))
+    task = _lookup(str(row.get("task_name")))
     if task is not None:
         return task.prompt_file
     # An unregistered task (e.g. from LLMRouter's query files) gets the prompt that asks for

@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from data_pipeline._io import dumps_row, iter_jsonl, write_atomic
+from langchain_llmrouter.pipeline._io import dumps_row, iter_jsonl, write_atomic
 
 PairKey = tuple[str, str]
 """(query key, candidate name)."""

@@ -13,9 +13,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.rate_limiters import InMemoryRateLimiter
 
-from data_pipeline.config import PipelineConfig
 from langchain_llmrouter.candidates import CandidatePool, LLMCandidate, estimate_input_tokens
 from langchain_llmrouter.errors import UnknownCandidateError
+from langchain_llmrouter.pipeline.config import PipelineConfig
 
 _RETRY_AFTER_CAP_S = 60.0
 

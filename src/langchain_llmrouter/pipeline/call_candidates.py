@@ -1,0 +1,511 @@
+"""Stage 3: call every candidate on every query, score the answers, write routing data.
+
+For each split, every (query, candidate) pair not yet in the routing file is sent to the
+candidate's LangChain chat model (``ChatOpenAI`` on its OpenAI-compatible endpoint), with at
+most ``calls.max_concurrency`` calls in flight, a rate limiter per service, retries with
+exponential back-off for rate limits, server errors and timeouts, and the API keys of
+``API_KEYS`` rotated per request. Each answer is scored with its task's metric; tokens come
+from the response's ``usage_metadata`` and dollars from the candidate's prices. Rows are
+appended as they arrive (see `langchain_llmrouter.pipeline.store`), so a killed run resumes
+without calling a finished pair again, and a failed call is recorded and retried by the next
+run rather than scored as wrong. ``--max-cost`` stops launching calls before the recorded
+spend could pass it. At the end the query embeddings are written as safetensors.
+
+Run: ``llmrouter pipeline call-candidates --config CONFIG`` (from a checkout also
+``python -m data_pipeline.call_candidates --config CONFIG``).
+Exit codes: 0 every pair done; 3 stopped with pairs left (failed calls, or ``--max-cost``):
+run again to continue; 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from langchain_llmrouter.candidates import CandidatePool
+from langchain_llmrouter.errors import DataFormatError, UnknownNameError
+from langchain_llmrouter.evaluation.task_metrics import (
+    CodeExecutionMetric,
+    Metric,
+    get_metric,
+)
+from langchain_llmrouter.pipeline._io import cli_main
+from langchain_llmrouter.pipeline.calling import (
+    Caller,
+    build_pool,
+    error_label,
+    rate_limiters,
+    selected_models,
+    usage_tokens,
+    worst_case_cost,
+)
+from langchain_llmrouter.pipeline.commands import STAGES
+from langchain_llmrouter.pipeline.config import PipelineConfig, Split, load_pipeline_config
+from langchain_llmrouter.pipeline.queries import read_query_rows
+from langchain_llmrouter.pipeline.store import SplitStore, query_key
+from langchain_llmrouter.pipeline.tasks import load_plugins, render_messages
+
+_QUERY_FIELDS = ("task_name", "query", "ground_truth", "metric", "choices", "task_id")
+_PAID_FIELDS = (
+    "token_num",
+    "input_tokens",
+    "output_tokens",
+    "cost",
+    "latency",
+    "attempts",
+    "usage_estimated",
+)
+"""What a paid call adds to a routing row, after the score (in this order)."""
+
+
+# --- what a run did ------------------------------------------------------------------------
+
+
+@dataclass
+class CallSummary:
+    """What one stage-3 run did."""
+
+    total: int = 0
+    """Pairs in scope (queries × candidates over the processed splits)."""
+    done_before: int = 0
+    """Pairs finished by earlier runs."""
+    done: int = 0
+    """Pairs finished now (all runs)."""
+    calls: int = 0
+    """Successful LLM calls this run."""
+    failed: int = 0
+    """Pairs whose call or scoring failed this run (retried by the next run)."""
+    rescored: int = 0
+    """Paid responses of earlier runs scored now without calling again."""
+    spent: float = 0.0
+    """Dollars recorded in the routing files (all runs)."""
+    stopped_at_max_cost: bool = False
+    """Whether ``max_cost`` stopped the run with pairs left."""
+    elapsed_s: float = 0.0
+    """Wall time of this run's calls."""
+    errors: dict[str, int] = field(default_factory=dict)
+    """This run's errors by type."""
+
+    @property
+    def complete(self) -> bool:
+        """Whether every pair in scope is finished."""
+        return self.done == self.total
+
+
+# --- reading the query files ---------------------------------------------------------------
+
+
+def query_rows_by_split(
+    config: PipelineConfig, *, required: tuple[str, ...] = ()
+) -> dict[str, list[tuple[int, dict[str, Any]]]]:
+    """The numbered rows of the query files that exist (a split in ``required`` must exist)."""
+    rows: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for split in ("train", "test"):
+        path = config.resolve(
+            config.query_file(split),
+            what=f"data_path.query_data_{split}",
+            must_exist=split in required,
+        )
+        if path is not None and path.exists():
+            rows[split] = read_query_rows(path, require_metric=False)
+    return rows
+
+
+def embedding_ids(
+    rows_by_split: Mapping[str, list[tuple[int, dict[str, Any]]]],
+) -> dict[str, int]:
+    """Sequential ids over the unique queries, train file first, so a query shared by both
+    splits has one id (LLMRouter's numbering)."""
+    ids: dict[str, int] = {}
+    for split in ("train", "test"):
+        for _, row in rows_by_split.get(split, []):
+            ids.setdefault(query_key(row), len(ids))
+    return ids
+
+
+# --- scoring ------------------------------------------------------------------------------
+
+
+class _Scorer:
+    """Resolves each row's metric (config overrides first) and scores answers; programs run
+    in threads, at most one per CPU."""
+
+    def __init__(self, config: PipelineConfig) -> None:
+        self.overrides = dict(config.calls.metrics)
+        self.timeout_s = config.calls.code_timeout_s
+        self.memory_mb = config.calls.code_memory_mb
+        self._metrics: dict[str, Metric] = {}
+        self._code = asyncio.Semaphore(max(1, os.cpu_count() or 1))
+
+    def metric_name(self, row: Mapping[str, Any]) -> str:
+        name = self.overrides.get(str(row.get("task_name")), row.get("metric"))
+        if not name:
+            raise ValueError("no metric (set it in the row or in calls.metrics for the task)")
+        return str(name)
+
+    def metric(self, name: str) -> Metric:
+        if name not in self._metrics:
+            metric = get_metric(name)  # unknown names raise, listing the valid ones
+            if isinstance(metric, CodeExecutionMetric):
+                metric = CodeExecutionMetric(
+                    timeout_s=self.timeout_s, memory_mb=self.memory_mb, kind=metric.kind
+                )
+            self._metrics[name] = metric
+        return self._metrics[name]
+
+    async def score(self, response: str, row: Mapping[str, Any]) -> float:
+        metric = self.metric(self.metric_name(row))
+        if isinstance(metric, CodeExecutionMetric):
+            async with self._code:
+                value = await asyncio.to_thread(metric, response, row.get("ground_truth"), row)
+        else:
+            value = metric(response, row.get("ground_truth"), row)
+        value = float(value)
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"metric returned {value}, outside [0, 1]")
+        return value
+
+
+# --- the run ------------------------------------------------------------------------------
+
+
+@dataclass
+class _Job:
+    split: Split
+    row: dict[str, Any]
+    model: str
+
+
+class _Progress:
+    """A tqdm bar: done / total, calls per second, errors, dollars."""
+
+    def __init__(self, total: int, initial: int, enabled: bool) -> None:
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            unit="call",
+            disable=not enabled,
+            file=sys.stderr,
+            dynamic_ncols=True,
+            mininterval=0.5,
+            smoothing=0.1,
+        )
+        self.errors = 0
+
+    def update(self, spent: float, *, error: bool = False) -> None:
+        self.errors += error
+        if not error:
+            self.bar.update(1)
+        self.bar.set_postfix_str(f"errors={self.errors} ${spent:.4f}", refresh=False)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class _Run:
+    """State of one stage-3 run (kept in one place so the workers stay small)."""
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        pool: CandidatePool,
+        models: list[str],
+        stores: dict[Split, SplitStore],
+        ids: dict[str, int],
+        max_cost: float | None,
+        summary: CallSummary,
+        progress: _Progress,
+        scorer: _Scorer,
+    ) -> None:
+        self.config, self.pool, self.models, self.stores, self.ids = (
+            config,
+            pool,
+            models,
+            stores,
+            ids,
+        )
+        self.max_cost, self.summary, self.progress = max_cost, summary, progress
+        self.scorer = scorer
+        self.reserved = 0.0
+        self.rng = random.Random(config.queries.random_seed)
+        limiters = rate_limiters(pool, models, config.calls.requests_per_second)
+        self.callers = {
+            name: Caller(
+                pool.chat_model(name),
+                limiters[name],
+                config.calls.max_retries,
+                config.calls.retry_backoff_s,
+                self.rng,
+                self._count_retry,
+            )
+            for name in models
+        }
+        self.stop = False
+
+    def _count_retry(self, exc: BaseException) -> None:
+        key = f"retried {error_label(exc)}"
+        self.summary.errors[key] = self.summary.errors.get(key, 0) + 1
+
+    def spent(self) -> float:
+        return sum(store.spent for store in self.stores.values())
+
+    def base_row(self, job: _Job) -> dict[str, Any]:
+        row = {k: job.row.get(k) for k in _QUERY_FIELDS}
+        row["metric"] = self.scorer.metric_name(job.row)
+        row["model_name"] = job.model
+        return row
+
+    async def run_job(self, job: _Job) -> None:
+        store = self.stores[job.split]
+        pending = store.unscored.get((query_key(job.row), job.model))
+        if pending is not None:
+            await self._score_and_store(job, pending, rescoring=True)
+            return
+        candidate = self.pool[job.model]
+        messages = render_messages(job.row)
+        estimate = worst_case_cost(candidate, messages, self.config.calls.max_tokens)
+        if self.max_cost is not None and self.spent() + self.reserved + estimate > self.max_cost:
+            self.stop = True
+            self.summary.stopped_at_max_cost = True
+            return
+        self.reserved += estimate
+        try:
+            message, latency, attempts = await self.callers[job.model](messages)
+        except Exception as exc:
+            self.reserved -= estimate
+            self._record_failure(job, "call", exc)
+            return
+        self.reserved -= estimate
+        self.summary.calls += 1
+        prompt_text = "\n".join(m.text for m in messages)
+        input_tokens, output_tokens, estimated = usage_tokens(message, prompt_text)
+        paid = {
+            **self.base_row(job),
+            "response": message.text,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "token_num": input_tokens + output_tokens,
+            "cost": candidate.estimate_cost(input_tokens, output_tokens),
+            "latency": round(latency, 4),
+            "attempts": attempts,
+        }
+        if estimated:
+            paid["usage_estimated"] = True
+        await self._score_and_store(job, paid, rescoring=False)
+
+    async def _score_and_store(self, job: _Job, paid: dict[str, Any], *, rescoring: bool) -> None:
+        base = self.base_row(job)
+        try:
+            performance = await self.scorer.score(str(paid["response"]), {**job.row, **base})
+        except Exception as exc:
+            self._record_failure(job, "score", exc, paid=paid)
+            return
+        row = {
+            **base,
+            "response": paid["response"],
+            "performance": performance,
+            "embedding_id": self.ids.get(query_key(job.row)),
+            **{key: paid[key] for key in _PAID_FIELDS if key in paid},
+        }
+        self.stores[job.split].add(row)
+        self.summary.rescored += rescoring
+        self.summary.done += 1
+        self.progress.update(self.spent())
+
+    def _record_failure(
+        self, job: _Job, stage: str, exc: BaseException, *, paid: dict[str, Any] | None = None
+    ) -> None:
+        record = {
+            **(paid or self.base_row(job)),
+            "stage": stage,
+            "error": f"{type(exc).__name__}: {exc}"[:2000],
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        self.stores[job.split].add_failure(record)
+        self.summary.failed += 1
+        kind = f"{stage} failed: {error_label(exc)}"
+        self.summary.errors[kind] = self.summary.errors.get(kind, 0) + 1
+        self.progress.update(self.spent(), error=True)
+
+    async def worker(self, jobs: Iterator[_Job]) -> None:
+        for job in jobs:  # the iterator is shared: each job goes to one worker
+            if self.stop:
+                return
+            await self.run_job(job)
+
+
+async def acall_candidates(
+    config: PipelineConfig,
+    *,
+    max_cost: float | None = None,
+    progress: bool = True,
+    pool: CandidatePool | None = None,
+) -> CallSummary:
+    """Run stage 3 (async). See the module docstring.
+
+    Args:
+        config: The pipeline config.
+        max_cost: Overrides ``calls.max_cost``.
+        progress: Show the progress bar (on stderr).
+        pool: Candidates to call instead of building them from ``data_path.llm_data``
+            (for chat models you already have; prices still come from the pool).
+
+    Returns:
+        What the run did.
+    """
+    if config.source is not None:
+        load_plugins(config.plugins, base=config.source.parent)
+    pool = pool if pool is not None else build_pool(config)
+    models = selected_models(config, pool)
+    max_cost = max_cost if max_cost is not None else config.calls.max_cost
+
+    rows_by_split = query_rows_by_split(config, required=tuple(config.calls.splits))
+    ids = embedding_ids(rows_by_split)
+
+    summary = CallSummary()
+    scorer = _Scorer(config)
+    jobs: list[_Job] = []
+    stores: dict[Split, SplitStore] = {}
+    try:
+        for split in config.calls.splits:
+            numbered = rows_by_split[split][: config.calls.limit]
+            for line, row in numbered:  # unknown metrics fail before any call is made
+                try:
+                    scorer.metric(scorer.metric_name(row))
+                except (ValueError, UnknownNameError) as exc:
+                    raise DataFormatError(
+                        str(exc), path=config.query_file(split), line=line, field="metric"
+                    ) from None
+            store = stores[split] = SplitStore(config.output(config.routing_file(split))).open()
+            store.sync_embedding_ids(ids)
+            for _, row in numbered:
+                key = query_key(row)
+                for model in models:
+                    summary.total += 1
+                    if (key, model) in store.done:
+                        summary.done_before += 1
+                    else:
+                        jobs.append(_Job(split, row, model))
+        summary.done = summary.done_before
+        bar = _Progress(summary.total, summary.done_before, progress)
+        run = _Run(config, pool, models, stores, ids, max_cost, summary, bar, scorer)
+        started = time.perf_counter()
+        shared = iter(jobs)
+        try:
+            await asyncio.gather(
+                *(
+                    run.worker(shared)
+                    for _ in range(min(config.calls.max_concurrency, max(1, len(jobs))))
+                )
+            )
+        finally:
+            summary.elapsed_s = time.perf_counter() - started
+            summary.spent = run.spent()
+            bar.close()
+    finally:
+        for store in stores.values():
+            store.close()
+    return summary
+
+
+def call_candidates(config: PipelineConfig, **kwargs: Any) -> CallSummary:
+    """Run stage 3 (sync wrapper of `acall_candidates`)."""
+    return asyncio.run(acall_candidates(config, **kwargs))
+
+
+def write_query_embeddings(config: PipelineConfig) -> Path:
+    """Embed the unique queries of the query files (ids as in the routing rows) and save them
+    as ``{"embeddings": float32[n, dim]}`` in safetensors."""
+    from safetensors.numpy import save_file
+
+    from langchain_llmrouter.embeddings import (
+        DEFAULT_EMBEDDING_MODEL,
+        embed_texts,
+        embedding_name,
+    )
+
+    rows_by_split = query_rows_by_split(config)
+    ids = embedding_ids(rows_by_split)
+    texts = [""] * len(ids)
+    for numbered in rows_by_split.values():
+        for _, row in numbered:
+            texts[ids[query_key(row)]] = row["query"]
+    embeddings = config.build_embeddings()
+    vectors = embed_texts(texts, embeddings) if texts else np.zeros((0, 0), dtype=np.float32)
+    target = config.output(config.data_path.query_embedding_data)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp")
+    name = embedding_name(embeddings) if embeddings is not None else DEFAULT_EMBEDDING_MODEL
+    save_file(
+        {"embeddings": np.ascontiguousarray(vectors, dtype=np.float32)},
+        str(tmp),
+        metadata={"model": name, "count": str(len(texts))},
+    )
+    os.replace(tmp, target)
+    return target
+
+
+def format_report(summary: CallSummary) -> str:
+    left = summary.total - summary.done
+    rate = summary.calls / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+    lines = [
+        f"pairs: {summary.done}/{summary.total} done ({summary.done_before} from earlier runs, "
+        f"{summary.calls} called now at {rate:.1f} calls/s, {summary.rescored} re-scored)",
+        f"spent: ${summary.spent:.4f} recorded in the routing files",
+    ]
+    if summary.errors:
+        lines.append(
+            "errors: " + ", ".join(f"{k} × {v}" for k, v in sorted(summary.errors.items()))
+        )
+    if summary.stopped_at_max_cost:
+        lines.append(
+            f"stopped at max cost with {left} pairs left; raise --max-cost and run again to continue"
+        )
+    elif left:
+        lines.append(
+            f"{left} pairs left ({summary.failed} failed this run, see *.failures.jsonl); run again to retry them"
+        )
+    return "\n".join(lines)
+
+
+def run_stage(config: PipelineConfig, args: argparse.Namespace) -> int:
+    """Stage 3 and the query embeddings, with the report; the exit code (0 done, 3 pairs
+    left)."""
+    if args.limit is not None:
+        config.calls.limit = args.limit
+    summary = call_candidates(config, max_cost=args.max_cost, progress=not args.no_progress)
+    target = write_query_embeddings(config)
+    print(format_report(summary))
+    print(f"query embeddings -> {target}")
+    return 0 if summary.complete else 3
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run stage 3 on parsed flags (`commands.add_call_stage_arguments`); the exit code."""
+    return cli_main(lambda: run_stage(load_pipeline_config(args.config), args))
+
+
+def main(
+    argv: list[str] | None = None,
+    *,
+    prog: str = "python -m langchain_llmrouter.pipeline.call_candidates",
+) -> int:
+    """Command line: ``--config FILE [--max-cost USD] [--limit N] [--no-progress]``; the same
+    as ``llmrouter pipeline call-candidates``."""
+    return run(STAGES["call-candidates"].parser(prog).parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
