@@ -54,7 +54,7 @@ from langsmith.run_helpers import tracing_context
 from pydantic import ConfigDict, Field, model_validator
 
 from langchain_llmrouter.candidates import CandidatePool, LLMCandidate
-from langchain_llmrouter.errors import InvalidOptionError, LLMRouterError
+from langchain_llmrouter.errors import GraphRouterError, InvalidOptionError, LLMRouterError
 from langchain_llmrouter.fallback import (
     Attempt,
     CandidateHealth,
@@ -232,6 +232,20 @@ class RouterChatModel(BaseChatModel):
     """Default stop sequences, sent to the chosen candidate unless a call gives its own."""
     streaming: bool = False
     """Whether ``invoke`` streams from the candidate under the hood (as in ``ChatOpenAI``)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_graph_routers(cls, data: Any) -> Any:
+        router = data.get("router") if isinstance(data, dict) else None
+        # A graph router (no need to import graphs/ to tell): raised as is, not wrapped.
+        if not isinstance(router, BaseRouter) and callable(getattr(router, "as_graph", None)):
+            raise GraphRouterError(
+                f"{getattr(router, 'name', router)} decides while it calls LLMs, so it runs as a "
+                "LangGraph graph: "
+                "use RouterGraphChatModel(router=...) or router.as_graph(candidates), not "
+                "RouterChatModel"
+            )
+        return data
 
     @model_validator(mode="after")
     def _check_pool(self) -> RouterChatModel:

@@ -31,6 +31,7 @@ from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
+from langchain_llmrouter import RouterChatModel
 from langchain_llmrouter.candidates import CandidatePool
 from langchain_llmrouter.config import load_config
 from langchain_llmrouter.errors import GraphRouterError, NotFittedError, UnknownCandidateError
@@ -632,6 +633,9 @@ def test_llm_multiround_router(served, pool, tmp_path, monkeypatch) -> None:
     router.fit_candidates(pool)
     with pytest.raises(GraphRouterError):
         router.invoke(QUESTION)
+    # RouterChatModel takes single-round routers only, and says what to use instead.
+    with pytest.raises(GraphRouterError, match=r"llmmultiroundrouter.*RouterGraphChatModel"):
+        RouterChatModel(router=router, candidates=pool)
     loaded = LLMMultiRoundRouter.load(router.save(tmp_path / "saved"))
     assert loaded.get_params() == router.get_params() == config.hparam
 
