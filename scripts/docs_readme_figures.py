@@ -24,6 +24,7 @@ ANCHORS = {
 _SECTION = re.compile(r"<!-- readme: ([\w-]+) -->")
 _ROWS = re.compile(r"<!-- bench-rows: ([\w\- ]+) -->")
 _LINK = re.compile(r"\[([^\]]+)\]\(#([\w-]+)\)")
+_FILE_LINK = re.compile(r"(!?)\[([^\]]*)\]\((?!https?:|#)([^)\s]+)\)")
 
 
 def _section(text: str, name: str) -> str:
@@ -34,15 +35,21 @@ def _section(text: str, name: str) -> str:
 
 
 def _relink(text: str, page_path: str) -> str:
-    depth = page_path.count("/")
+    """Point the README's links at the docs: its headings at the pages that cover them, its
+    ``docs/...`` files relative to the page; other links keep only their text."""
+    up = "../" * page_path.count("/")
 
-    def swap(match: re.Match[str]) -> str:
+    def heading(match: re.Match[str]) -> str:
         target = ANCHORS.get(match.group(2))
-        if target is None:
-            return match.group(1)
-        return f"[{match.group(1)}]({'../' * depth}{target})"
+        return match.group(1) if target is None else f"[{match.group(1)}]({up}{target})"
 
-    return _LINK.sub(swap, text)
+    def file(match: re.Match[str]) -> str:
+        bang, label, target = match.groups()
+        if target.startswith("docs/"):
+            return f"{bang}[{label}]({up}{target.removeprefix('docs/')})"
+        return label
+
+    return _FILE_LINK.sub(file, _LINK.sub(heading, text))
 
 
 def _table_after(text: str, caption: str) -> list[str]:

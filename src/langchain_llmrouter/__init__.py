@@ -44,6 +44,7 @@ if TYPE_CHECKING:
         build_llm_multiround_graph,
         build_router_r1_graph,
     )
+    from langchain_llmrouter.middleware import RouterMiddleware
     from langchain_llmrouter.routers import (
         BaseRouter,
         RoutingDecision,
@@ -81,6 +82,7 @@ _EXPORTS: dict[str, str] = {
     "UnknownCandidateError": "errors",
     "UnknownRouterError": "errors",
     "RouterGraphChatModel": "graphs",
+    "RouterMiddleware": "middleware",
     "build_automix_graph": "graphs",
     "build_knn_multiround_graph": "graphs",
     "build_llm_multiround_graph": "graphs",
@@ -119,6 +121,7 @@ __all__ = [
     "RouterChatModel",
     "RouterGraphChatModel",
     "RouterLoadError",
+    "RouterMiddleware",
     "RoutingDataset",
     "RoutingDecision",
     "StaticEmbeddings",

@@ -232,6 +232,12 @@ class RouterChatModel(BaseChatModel):
     """Default stop sequences, sent to the chosen candidate unless a call gives its own."""
     streaming: bool = False
     """Whether ``invoke`` streams from the candidate under the hood (as in ``ChatOpenAI``)."""
+    target_share: float | None = Field(default=None, ge=0, le=1)
+    """Route at the cost weight calibrated to send this share of calls to the calibrated
+    candidate (the router's saved calibration, see ``llmrouter calibrate``); not with
+    ``cost_weight``."""
+    calibration_queries: list[str] | None = None
+    """Queries to calibrate ``target_share`` on now, instead of a saved calibration."""
 
     @model_validator(mode="before")
     @classmethod
@@ -271,6 +277,21 @@ class RouterChatModel(BaseChatModel):
             )
         if self.profile is None:
             self.profile = self._derive_profile()
+        return self
+
+    @model_validator(mode="after")
+    def _apply_target_share(self) -> RouterChatModel:
+        if self.target_share is None:
+            if self.calibration_queries is not None:
+                raise ValueError("calibration_queries is only used with target_share")
+            return self
+        if self.cost_weight is not None:
+            raise ValueError("give cost_weight or target_share, not both")
+        from langchain_llmrouter.calibration import calibrated_cost_weight
+
+        self.cost_weight = calibrated_cost_weight(
+            self.router, self.target_share, queries=self.calibration_queries
+        )
         return self
 
     def _specs_for(self, models: dict[str, BaseChatModel]) -> list[LLMCandidate]:

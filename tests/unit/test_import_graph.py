@@ -23,10 +23,21 @@ LAYERS = [
     ("errors", "jsonl", "options", "_optional", "tokens"),
     ("candidates", "config", "embeddings", "static_embeddings", "fallback"),
     ("data",),
-    ("routers", "evaluation", "testing"),
-    ("graphs", "chat_model"),
+    ("routers", "evaluation", "testing", "calibration"),
+    ("graphs", "chat_model", "middleware"),
     ("pipeline",),  # it asks candidates to check their own answers with AutoMix's verifier
-    ("cli", "demo", "bench", "chat", "eval", "infer", "list_routers", "train"),
+    (
+        "cli",
+        "demo",
+        "serve",
+        "bench",
+        "chat",
+        "eval",
+        "infer",
+        "list_routers",
+        "train",
+        "calibrate",
+    ),
 ]
 
 

@@ -34,6 +34,7 @@ EXPECTED_ALL = [
     "RouterChatModel",
     "RouterGraphChatModel",
     "RouterLoadError",
+    "RouterMiddleware",
     "RoutingDataset",
     "RoutingDecision",
     "StaticEmbeddings",
@@ -122,3 +123,13 @@ def test_graph_builders_stay_light() -> None:
         "assert 'vllm' not in sys.modules"
     )
     assert _modules_after(code) == []
+
+
+def test_router_middleware_imports_langchain_on_first_use() -> None:
+    code = (
+        "import langchain_llmrouter\n"
+        "assert 'langchain' not in sys.modules\n"
+        "langchain_llmrouter.RouterMiddleware\n"
+        "assert 'langchain.agents' in sys.modules"
+    )
+    _modules_after(code)  # check=True: a failed assertion fails the test

@@ -16,16 +16,28 @@ ALIASES = {"list-routers": ["list_routers"]}
 
 
 def _verbs() -> dict[str, tuple[ModuleType, str]]:
-    from langchain_llmrouter.cli import bench, chat, evaluate, infer, list_routers, pipeline, train
+    from langchain_llmrouter.cli import (
+        bench,
+        calibrate,
+        chat,
+        evaluate,
+        infer,
+        list_routers,
+        pipeline,
+        serve,
+        train,
+    )
 
     return {
         "train": (train, "train a router on routing data and save it"),
         "infer": (infer, "route queries and (unless --route-only) answer them"),
         "eval": (evaluate, "evaluate a trained router on test routing data"),
         "bench": (bench, "train and compare routers side by side"),
+        "calibrate": (calibrate, "find the cost_weight for a target share and save it"),
         "chat": (chat, "start the Streamlit chat demo (needs the demo extra)"),
         "list-routers": (list_routers, "list built-in and plugin routers"),
         "pipeline": (pipeline, "turn benchmarks into routing data (the data pipeline's stages)"),
+        "serve": (serve, "serve routing as an OpenAI-compatible API (needs the serve extra)"),
     }
 
 

@@ -87,6 +87,9 @@ class RouterEstimator(ABC):
     """Whether `fit` learns from routing data (False: it only records the candidates)."""
     uses_embeddings: ClassVar[bool] = False
     """Whether the router needs query embeddings."""
+    calibrations_: list[dict[str, Any]]
+    """Calibrations to a target share or cost (`langchain_llmrouter.calibration`), saved in
+    ``router.json``; unset until one is applied."""
 
     def __init__(self, *, embeddings: Embeddings | None = None) -> None:
         self.embeddings = embeddings
@@ -260,6 +263,8 @@ class RouterEstimator(ABC):
             "embeddings": embedder,
             "state": meta,
         }
+        if getattr(self, "calibrations_", None):  # `langchain_llmrouter.calibration`
+            document["calibrations"] = self.calibrations_
         base_arrays = {
             "_input_price": self.input_price_,
             "_output_price": self.output_price_,
@@ -365,6 +370,8 @@ class RouterEstimator(ABC):
             raise RouterLoadError(
                 f"{directory}: saved state is incomplete (no {exc.args[0]!r})"
             ) from None
+        if document.get("calibrations"):
+            router.calibrations_ = list(document["calibrations"])
         router.fitted_ = True
         return router
 
