@@ -9,6 +9,10 @@ from pathlib import Path
 from langchain_llmrouter._optional import import_optional
 
 DEFAULT_PORT = 8000
+DEFAULT_KEEP_ALIVE_S = 65
+"""Seconds an idle client connection stays open: longer than the idle timeouts of common
+clients and load balancers (httpx and the openai SDK 5 s, AWS ALB 60 s), so the server never
+closes a connection just as a client reuses it (uvicorn's own default is 5 s)."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +31,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="no_auth",
         action="store_true",
         help="serve without API keys (local use only)",
+    )
+    parser.add_argument(
+        "--timeout-keep-alive",
+        type=int,
+        default=DEFAULT_KEEP_ALIVE_S,
+        help=f"seconds an idle client connection stays open (default {DEFAULT_KEEP_ALIVE_S})",
     )
     parser.add_argument(
         "--log-level",
@@ -57,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers == 1:
         app = create_app(config, auth=auth)
         print(f"Serving OpenAI-compatible routing at {where} (Ctrl-C to stop)", flush=True)
-        uvicorn.run(app, host=args.host, port=args.port, log_level=args.log_level)
+        uvicorn.run(app, **uvicorn_options(args))
         return 0
     # Several workers: each process builds its own app from the config (uvicorn needs a
     # factory it can import), so routers load once per worker.
@@ -67,9 +77,17 @@ def run(args: argparse.Namespace) -> int:
     uvicorn.run(
         "langchain_llmrouter.serve.app:app_from_env",
         factory=True,
-        host=args.host,
-        port=args.port,
         workers=args.workers,
-        log_level=args.log_level,
+        **uvicorn_options(args),
     )
     return 0
+
+
+def uvicorn_options(args: argparse.Namespace) -> dict[str, object]:
+    """The uvicorn settings of ``serve``'s flags (the same with one worker or several)."""
+    return {
+        "host": args.host,
+        "port": args.port,
+        "log_level": args.log_level,
+        "timeout_keep_alive": args.timeout_keep_alive,
+    }

@@ -525,7 +525,7 @@ class _Server(ThreadingHTTPServer):
     """Threading HTTP server that knows its owner and ignores dropped connections."""
 
     daemon_threads = True
-    request_queue_size = 128  # the default 5 drops bursts of connects (1 s SYN retry)
+    request_queue_size = 1024  # smaller backlogs drop bursts of connects (1 s SYN retry)
     owner: FakeOpenAIServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
