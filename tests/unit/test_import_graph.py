@@ -23,7 +23,7 @@ LAYERS = [
     ("errors", "jsonl", "options", "_optional", "tokens"),
     ("candidates", "config", "embeddings", "static_embeddings", "fallback"),
     ("data",),
-    ("routers", "evaluation", "testing", "calibration"),
+    ("routers", "evaluation", "testing", "calibration", "personal"),
     ("graphs", "chat_model", "middleware"),
     ("pipeline",),  # it asks candidates to check their own answers with AutoMix's verifier
     (
@@ -37,6 +37,7 @@ LAYERS = [
         "list_routers",
         "train",
         "calibrate",
+        "simulate_users",
     ),
 ]
 

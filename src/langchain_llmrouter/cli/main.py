@@ -25,6 +25,7 @@ def _verbs() -> dict[str, tuple[ModuleType, str]]:
         list_routers,
         pipeline,
         serve,
+        simulate_users,
         train,
     )
 
@@ -38,6 +39,7 @@ def _verbs() -> dict[str, tuple[ModuleType, str]]:
         "list-routers": (list_routers, "list built-in and plugin routers"),
         "pipeline": (pipeline, "turn benchmarks into routing data (the data pipeline's stages)"),
         "serve": (serve, "serve routing as an OpenAI-compatible API (needs the serve extra)"),
+        "simulate-users": (simulate_users, "simulate users' ratings over routing data (JSONL)"),
     }
 
 
