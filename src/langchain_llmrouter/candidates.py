@@ -28,12 +28,19 @@ from langchain_llmrouter.errors import (
     UnknownCandidateError,
 )
 from langchain_llmrouter.fallback import CandidateHealth
+from langchain_llmrouter.jsonl import read_text
 
 if TYPE_CHECKING:
     from langchain_core.language_models import BaseChatModel
 
 DEFAULT_OUTPUT_TOKENS = 200
 """Output tokens assumed per answer when the data has no token counts (BENCHMARK.md)."""
+
+MAX_PRICE = 100_000.0
+"""Highest price accepted, in dollars per million tokens (100x the dearest model of 2025):
+a larger one is a typo or a unit mix-up, and would dominate every cost-aware decision."""
+MAX_TOKENS = 1_000_000_000
+"""Highest token count accepted for one call or context window (data and candidate JSON)."""
 
 _SIZE_UNITS = {"K": 1e-6, "M": 1e-3, "B": 1.0, "T": 1e3}
 _LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
@@ -78,9 +85,9 @@ class LLMCandidate(BaseModel):
     """Key into a service-keyed ``API_KEYS`` object (e.g. ``"NVIDIA"``)."""
     api_endpoint: str | None = None
     """OpenAI-compatible base URL for this candidate; falls back to the pool's."""
-    input_price: float = Field(default=0.0, ge=0)
+    input_price: float = Field(default=0.0, ge=0, le=MAX_PRICE, allow_inf_nan=False)
     """Dollars per million input tokens."""
-    output_price: float = Field(default=0.0, ge=0)
+    output_price: float = Field(default=0.0, ge=0, le=MAX_PRICE, allow_inf_nan=False)
     """Dollars per million output tokens."""
     size: str | None = None
     """Parameter count as written in the JSON, e.g. ``"7B"`` or ``"8x22B"``."""
@@ -88,7 +95,7 @@ class LLMCandidate(BaseModel):
     """Free-text description of the model's strengths (LLMRouter's ``feature``)."""
     embedding: list[float] | None = None
     """Optional embedding of the description (``default_llm_embeddings.json``)."""
-    context_window: int | None = Field(default=None, gt=0)
+    context_window: int | None = Field(default=None, gt=0, le=MAX_TOKENS)
     """Maximum prompt tokens the model accepts, if known (limits fallback after a
     context-length error, and `RouterChatModel.profile`)."""
 
@@ -275,10 +282,9 @@ class CandidatePool:
             DataFormatError: naming the file, line and field of a malformed entry.
         """
         path = Path(path)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise DataFormatError("candidates file not found", path=path) from None
+        if not path.exists():
+            raise DataFormatError("candidates file not found", path=path)
+        text = read_text(path)
         try:
             raw = json.loads(text)
         except json.JSONDecodeError as exc:
@@ -301,7 +307,10 @@ class CandidatePool:
                 err = exc.errors()[0]
                 loc = ".".join(str(p) for p in err["loc"])
                 raise DataFormatError(
-                    err["msg"], path=path, line=line, field=f"{name}.{loc}"
+                    f"{err['msg']} (got {err.get('input')!r})",
+                    path=path,
+                    line=line,
+                    field=f"{name}.{loc}",
                 ) from None
         kwargs.setdefault("source", str(path))
         return cls(candidates, **kwargs)

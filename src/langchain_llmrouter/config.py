@@ -264,9 +264,22 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 def _load_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError("config file not found", path=path) from None
+    except IsADirectoryError:
+        raise ConfigError("expected a YAML config file, got a directory", path=path) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read the config: {exc.strerror}", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(
+            f"expected UTF-8 text, got byte 0x{raw[exc.start]:02x} at offset {exc.start}",
+            path=path,
+            line=line,
+        ) from None
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -276,6 +289,11 @@ def _load_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
             f"invalid YAML: {getattr(exc, 'problem', exc)}",
             path=path,
             line=mark.line + 1 if mark else None,
+        ) from None
+    except RecursionError:
+        # PyYAML composes recursively: thousands of nested brackets exhaust the stack.
+        raise ConfigError(
+            "invalid YAML: nested too deeply (a config is a few levels deep)", path=path
         ) from None
     if data is None:
         data = {}

@@ -113,8 +113,11 @@ class MiniLMEmbeddings(Embeddings):
         if not texts:
             return np.zeros((0, 384), dtype=np.float32)
         model = self._load()
+        # A lone surrogate (invalid UTF-8) is replaced, as `StaticEmbeddings` does, instead of
+        # failing the tokenizer.
+        cleaned = [t.encode("utf-8", "replace").decode("utf-8") for t in texts]
         vectors = model.encode(
-            list(texts),
+            cleaned,
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -160,7 +163,9 @@ class CachedEmbeddings(Embeddings):
         return conn
 
     def _key(self, text: str) -> str:
-        return self.namespace + ":" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+        # "surrogatepass": a lone surrogate hashes too (valid text hashes as plain UTF-8).
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return self.namespace + ":" + digest
 
     def embed_array(self, texts: Sequence[str]) -> np.ndarray:
         """Embed texts, computing only those not cached yet."""

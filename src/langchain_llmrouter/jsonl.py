@@ -1,4 +1,4 @@
-"""Reading JSONL files with errors that name the file and the line."""
+"""Reading text and JSONL files with errors that name the file and the line."""
 
 from __future__ import annotations
 
@@ -8,6 +8,40 @@ from pathlib import Path
 from typing import Any
 
 from langchain_llmrouter.errors import DataFormatError
+
+
+def decode_utf8(data: bytes, *, path: Path) -> str:
+    """``data`` decoded as UTF-8.
+
+    Raises:
+        DataFormatError: naming the file, the line and the offset of the first bad byte.
+    """
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise DataFormatError(
+            f"expected UTF-8 text, got byte 0x{data[exc.start]:02x} at offset {exc.start}",
+            path=path,
+            line=line,
+        ) from None
+
+
+def read_text(path: Path) -> str:
+    """The UTF-8 text of a file.
+
+    Raises:
+        DataFormatError: the file is missing, a directory, unreadable or not UTF-8.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataFormatError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise DataFormatError("expected a file, got a directory", path=path) from None
+    except OSError as exc:
+        raise DataFormatError(f"cannot read the file: {exc.strerror}", path=path) from None
+    return decode_utf8(data, path=path)
 
 
 def iter_jsonl(path: Path, *, repair_tail: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -21,8 +55,13 @@ def iter_jsonl(path: Path, *, repair_tail: bool = False) -> Iterator[tuple[int, 
     Raises:
         DataFormatError: naming the file and line of a malformed line.
     """
-    with path.open("rb") as handle:
-        data = handle.read()
+    try:
+        with path.open("rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise DataFormatError("file not found", path=path) from None
+    except IsADirectoryError:
+        raise DataFormatError("expected a JSONL file, got a directory", path=path) from None
     if repair_tail and data and not data.endswith(b"\n"):
         head, _, tail = data.rpartition(b"\n")
         try:
@@ -38,7 +77,7 @@ def iter_jsonl(path: Path, *, repair_tail: bool = False) -> Iterator[tuple[int, 
                 handle.write(b"\n")
     # Split on "\n" only: str.splitlines would also split inside strings at U+2028 and the
     # like, which JSON writers leave unescaped.
-    for number, raw in enumerate(data.decode("utf-8").split("\n"), start=1):
+    for number, raw in enumerate(decode_utf8(data, path=path).split("\n"), start=1):
         if not raw.strip():
             continue
         try:

@@ -176,6 +176,49 @@ def train_command(name: str, config: RouterConfig, directory: Path | None) -> st
     return base + "TRAIN_CONFIG.yaml" + save
 
 
+def check_writable(path: Path, *, what: str, directory: bool, source: Path | None = None) -> None:
+    """Refuse, before any work, an output that could not be written.
+
+    ``path`` itself may not exist yet: its nearest existing ancestor must then be a
+    directory this process can write to (the output's folders are made when it is written).
+
+    Args:
+        path: The output file or directory.
+        what: The flag or config key that named it, for the message.
+        directory: True when ``path`` is a directory to create or fill (a saved router).
+        source: The config file that named it, if any.
+
+    Raises:
+        ConfigError: naming the flag or key, the path and what was expected.
+    """
+    import os
+
+    def refuse(message: str) -> ConfigError:
+        # A config key is a field of the config file; a command-line flag leads the message.
+        if source is None:
+            return ConfigError(f"{what}: {message}")
+        return ConfigError(message, path=source, field=what)
+
+    kind = "a directory" if directory else "a file"
+    if path.exists():
+        if directory != path.is_dir():
+            got = "a directory" if path.is_dir() else "an existing file"
+            raise refuse(f"expected {kind} to write, got {got}: {path}")
+        target = path if directory else path.parent
+        if not os.access(target, os.W_OK | os.X_OK) or (
+            not directory and not os.access(path, os.W_OK)
+        ):
+            raise refuse(f"cannot write to {path} (permission denied)")
+        return
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise refuse(f"cannot create {path}: {ancestor} is a file, not a directory")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise refuse(f"cannot create {path}: {ancestor} is not writable")
+
+
 def fail(message: str) -> int:
     """Print an error for a person (no traceback) and return the exit status."""
     print(f"error: {message}", file=sys.stderr)

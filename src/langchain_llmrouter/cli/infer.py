@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -12,10 +13,12 @@ from langchain_llmrouter.cli.common import (
     add_load_model_arg,
     add_router_args,
     candidate_pool,
+    check_writable,
     router_config,
     trained_router,
 )
 from langchain_llmrouter.errors import ConfigError, DataFormatError
+from langchain_llmrouter.jsonl import read_text
 
 if TYPE_CHECKING:
     from langchain_llmrouter.graphs.base import BaseGraphRouter
@@ -45,7 +48,7 @@ def read_queries(path: Path) -> list[str]:
     if not path.is_file():
         raise DataFormatError("input file not found", path=path)
     suffix = path.suffix.lower()
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     if suffix == ".txt":
         return [line.strip() for line in text.splitlines() if line.strip()]
     if suffix == ".json":
@@ -90,14 +93,15 @@ def run(args: argparse.Namespace) -> int:
     """Route (and answer) the queries; write one record per query."""
     name, config = router_config(args)
     for flag, value, ok in (
-        ("--cost-weight", args.cost_weight, lambda v: v >= 0),
-        ("--budget", args.budget, lambda v: v > 0),
+        ("--cost-weight", args.cost_weight, lambda v: math.isfinite(v) and v >= 0),
+        ("--budget", args.budget, lambda v: math.isfinite(v) and v > 0),
         ("--max-tokens", args.max_tokens, lambda v: v > 0),
     ):
         if value is not None and not ok(value):
-            raise ConfigError(
-                f"{flag} must be {'>= 0' if flag == '--cost-weight' else '> 0'}, got {value}"
-            )
+            bound = ">= 0" if flag == "--cost-weight" else "> 0"
+            raise ConfigError(f"{flag} must be {bound} and finite, got {value}")
+    if args.output is not None:
+        check_writable(args.output, what="--output", directory=False)
     model_kwargs: dict[str, Any] = {}
     max_tokens = args.max_tokens if args.max_tokens is not None else config.max_tokens
     temperature = args.temperature if args.temperature is not None else config.temperature
@@ -246,9 +250,13 @@ def _write(records: list[dict[str, Any]], output: Path | None, *, single: bool) 
             for record in records:
                 print(json.dumps(record))
         return
-    output.parent.mkdir(parents=True, exist_ok=True)
     if output.suffix.lower() == ".json":
-        output.write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(records, indent=2) + "\n"
     else:
-        output.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        text = "".join(json.dumps(r) + "\n" for r in records)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:  # checked before routing, but the disk may have changed since
+        raise DataFormatError(f"cannot write the records: {exc.strerror}", path=output) from None
     print(f"wrote {len(records)} records to {output}", file=sys.stderr)

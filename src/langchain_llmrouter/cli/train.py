@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from langchain_llmrouter.cli.common import (
     add_router_args,
     candidate_pool,
+    check_writable,
     model_dir,
     router_config,
     routing_data,
@@ -51,6 +52,12 @@ def run(args: argparse.Namespace) -> int:
             "missing: where to save the router",
             path=config.source,
             field="model_path.save_model_path",
+        )
+    if args.save is not None:
+        check_writable(target, what="--save", directory=True)
+    else:
+        check_writable(
+            target, what="model_path.save_model_path", directory=True, source=config.source
         )
     start = time.perf_counter()
     if cls.trainable:

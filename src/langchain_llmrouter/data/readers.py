@@ -13,15 +13,16 @@ file, the line and the field. Aligning the rows into matrices and pricing them i
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from langchain_llmrouter.candidates import estimate_input_tokens
+from langchain_llmrouter.candidates import MAX_TOKENS, estimate_input_tokens
 from langchain_llmrouter.errors import DataFormatError
-from langchain_llmrouter.jsonl import iter_jsonl
+from langchain_llmrouter.jsonl import iter_jsonl, read_text
 
 DataFormat = Literal["auto", "jsonl", "routerdc", "csv"]
 _PROMPT_COLUMNS = ("prompt", "query", "question")
@@ -29,6 +30,15 @@ VERIFICATION_FIELD = "verification_score"
 """Row field (JSONL) / column prefix (CSV, ``verification_score:<model>``) of a model's
 self-verification confidence in its answer."""
 _VERIFICATION_ALIASES = (VERIFICATION_FIELD, "p_ver_slm")
+
+SCORE_RANGE = (0.0, 1.0)
+"""Range of ``performance`` and RouterDC/CSV scores: every task metric scores in [0, 1]
+(`langchain_llmrouter.evaluation.task_metrics`), and the routers compare it with cost."""
+TOKEN_RANGE = (0.0, float(MAX_TOKENS))
+"""Range of ``input_tokens``, ``output_tokens`` and ``token_num``."""
+MAX_COST = 10_000.0
+"""Highest ``cost`` of one call accepted, in dollars (a larger one is a unit mix-up)."""
+COST_RANGE = (0.0, MAX_COST)
 
 
 @dataclass
@@ -77,8 +87,15 @@ def _guess_format(path: Path) -> DataFormat:
 
 
 def _number(
-    value: Any, *, path: Path, line: int | None, field: str, required: bool = True
+    value: Any,
+    *,
+    path: Path,
+    line: int | None,
+    field: str,
+    required: bool = True,
+    bounds: tuple[float, float] | None = None,
 ) -> float | None:
+    """A finite number (within ``bounds``, inclusive, when given), or None when optional."""
     if value is None or value == "":
         if required:
             raise DataFormatError("missing value", path=path, line=line, field=field)
@@ -96,6 +113,13 @@ def _number(
     if not math.isfinite(number):
         raise DataFormatError(
             f"expected a finite number, got {value!r}", path=path, line=line, field=field
+        )
+    if bounds is not None and not bounds[0] <= number <= bounds[1]:
+        raise DataFormatError(
+            f"expected a number in [{bounds[0]:g}, {bounds[1]:g}], got {value!r}",
+            path=path,
+            line=line,
+            field=field,
         )
     return number
 
@@ -118,6 +142,7 @@ def _read_jsonl(path: Path) -> list[Row]:
             line=number,
             field="input_tokens",
             required=False,
+            bounds=TOKEN_RANGE,
         )
         output_tokens = _number(
             rec.get("output_tokens"),
@@ -125,9 +150,15 @@ def _read_jsonl(path: Path) -> list[Row]:
             line=number,
             field="output_tokens",
             required=False,
+            bounds=TOKEN_RANGE,
         )
         total = _number(
-            rec.get("token_num"), path=path, line=number, field="token_num", required=False
+            rec.get("token_num"),
+            path=path,
+            line=number,
+            field="token_num",
+            required=False,
+            bounds=TOKEN_RANGE,
         )
         if input_tokens is None and output_tokens is None and total is not None:
             # Only a total: split it as estimated prompt tokens + the rest.
@@ -138,13 +169,24 @@ def _read_jsonl(path: Path) -> list[Row]:
                 query=_text(rec.get("query"), path=path, line=number, field="query"),
                 model=_text(rec.get("model_name"), path=path, line=number, field="model_name"),
                 performance=_number(
-                    rec.get("performance"), path=path, line=number, field="performance"
+                    rec.get("performance"),
+                    path=path,
+                    line=number,
+                    field="performance",
+                    bounds=SCORE_RANGE,
                 ),  # type: ignore[arg-type]
                 task=rec.get("task_name") or None,
                 ground_truth=rec.get("ground_truth"),
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
-                cost=_number(rec.get("cost"), path=path, line=number, field="cost", required=False),
+                cost=_number(
+                    rec.get("cost"),
+                    path=path,
+                    line=number,
+                    field="cost",
+                    required=False,
+                    bounds=COST_RANGE,
+                ),
                 verification=_verification(rec, path=path, line=number),
             )
         )
@@ -170,7 +212,7 @@ def _verification(rec: dict[str, Any], *, path: Path, line: int) -> float | None
 
 
 def _read_routerdc(path: Path) -> list[Row]:
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)
     try:
         records = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -209,7 +251,9 @@ def _read_routerdc(path: Path) -> list[Row]:
         # Valid after all (e.g. scores written as numeric strings): keep it.
         task = rec.get("task_name") or rec.get("task") or rec.get("dataset")
         for model, score in scores.items():
-            value = _number(score, path=path, line=line, field=f"{where}.scores.{model}")
+            value = _number(
+                score, path=path, line=line, field=f"{where}.scores.{model}", bounds=SCORE_RANGE
+            )
             rows.append(Row(query=query, model=model, performance=float(value or 0.0), task=task))
     return rows
 
@@ -226,7 +270,9 @@ def _routerdc_record_ok(rec: Any) -> bool:
     ):
         return False
     return all(
-        isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+        isinstance(v, int | float)
+        and not isinstance(v, bool)
+        and SCORE_RANGE[0] <= v <= SCORE_RANGE[1]  # False for NaN too
         for v in scores.values()
     )
 
@@ -264,7 +310,7 @@ def _record_lines(text: str) -> list[int]:
 
 
 def _read_csv(path: Path) -> list[Row]:
-    with path.open(encoding="utf-8", newline="") as handle:
+    with io.StringIO(read_text(path), newline="") as handle:
         reader = csv.DictReader(handle)
         header = reader.fieldnames or []
         prompt_col = next((c for c in header if c.lower() in _PROMPT_COLUMNS), None)
@@ -299,7 +345,14 @@ def _read_csv(path: Path) -> list[Row]:
             query = _text(rec.get(prompt_col), path=path, line=number, field=prompt_col)
             task = rec.get(task_col) if task_col else None
             for model in models:
-                value = _number(rec.get(model), path=path, line=number, field=model, required=False)
+                value = _number(
+                    rec.get(model),
+                    path=path,
+                    line=number,
+                    field=model,
+                    required=False,
+                    bounds=SCORE_RANGE,
+                )
                 if value is not None:
                     ver_col = verification_cols.get(model)
                     verification = (

@@ -98,7 +98,7 @@ class RandomRouter(BaseRouter):
         # Seeded: hash each query so the same text always gets the same candidate.
         rows = []
         for q in queries:
-            digest = hashlib.sha256(f"{self.seed}:{q}".encode()).digest()
+            digest = hashlib.sha256(f"{self.seed}:{q}".encode("utf-8", "surrogatepass")).digest()
             rows.append(np.random.default_rng(int.from_bytes(digest[:8], "little")).random(m))
         return np.array(rows).reshape(len(queries), m)
 

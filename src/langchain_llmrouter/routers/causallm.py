@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from langchain_llmrouter.errors import ConfigError
-from langchain_llmrouter.routers._torch import torch_threads
+from langchain_llmrouter.routers._torch import check_config_fits_weights, torch_threads
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
 
 if TYPE_CHECKING:
@@ -456,10 +456,11 @@ class CausalLMRouter(BaseRouter):
         from tokenizers import Tokenizer
         from transformers import AutoConfig, AutoModelForCausalLM
 
+        weights = {k[3:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("lm.")}
         config = AutoConfig.for_model(**meta["model_config"])
+        check_config_fits_weights(config, weights)
         torch.manual_seed(0)
         model = AutoModelForCausalLM.from_config(config, trust_remote_code=False)
-        weights = {k[3:]: torch.from_numpy(v) for k, v in arrays.items() if k.startswith("lm.")}
         model.load_state_dict(weights, strict=True)
         model.eval()
         self.model_ = model

@@ -4,7 +4,9 @@
 routing decision per query) and of `langchain_llmrouter.graphs.base.BaseGraphRouter`
 (routers that run as LangGraph graphs). It follows scikit-learn habits: ``__init__`` stores
 arguments, ``fit`` learns, learned state ends in ``_``; a fitted router saves to
-``router.json`` + ``arrays.safetensors`` and loads without unpickling or running code.
+``router.json`` + ``arrays.safetensors`` and loads without unpickling or running code
+(``router.json`` lists every array's dtype and shape, checked before any is read: see
+`langchain_llmrouter.routers.manifest`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_llmrouter.candidates import DEFAULT_OUTPUT_TOKENS, CandidatePool, LLMCandidate
 from langchain_llmrouter.errors import ConfigError, NotFittedError, RouterLoadError
+from langchain_llmrouter.routers.manifest import (
+    array_manifest,
+    check_saved_arrays,
+    state_digest,
+)
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -37,9 +44,9 @@ class RouterParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    cost_weight: float = Field(default=0.0, ge=0)
+    cost_weight: float = Field(default=0.0, ge=0, allow_inf_nan=False)
     """Quality given up per dollar per 1,000 queries (0: best quality regardless of cost)."""
-    budget: float | None = Field(default=None, gt=0)
+    budget: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Max estimated dollars per call; None for no limit."""
 
 
@@ -271,10 +278,11 @@ class RouterEstimator(ABC):
             "_sizes": self.sizes_,
             "_output_tokens": self.output_tokens_,
         }
-        save_file(
-            {k: np.ascontiguousarray(v) for k, v in {**base_arrays, **arrays}.items()},
-            directory / "arrays.safetensors",
-        )
+        to_save = {k: np.ascontiguousarray(v) for k, v in {**base_arrays, **arrays}.items()}
+        manifest = array_manifest(to_save)
+        document["arrays"] = manifest
+        document["digest"] = state_digest(self.candidates_, manifest)
+        save_file(to_save, directory / "arrays.safetensors")
         (directory / "router.json").write_text(
             json.dumps(document, indent=2, sort_keys=True), encoding="utf-8"
         )
@@ -350,6 +358,7 @@ class RouterEstimator(ABC):
         router = cls.from_params(
             document.get("params", {}), embeddings=embeddings, source=str(meta_path)
         )
+        check_saved_arrays(directory, document)  # the header only: no array data read yet
         try:
             arrays = load_file(str(directory / "arrays.safetensors"))
         except (FileNotFoundError, SafetensorError) as exc:
@@ -370,6 +379,10 @@ class RouterEstimator(ABC):
             raise RouterLoadError(
                 f"{directory}: saved state is incomplete (no {exc.args[0]!r})"
             ) from None
+        except RouterLoadError as exc:
+            if str(directory) in str(exc):
+                raise
+            raise RouterLoadError(f"{directory}: {exc}") from None
         if document.get("calibrations"):
             router.calibrations_ = list(document["calibrations"])
         router.fitted_ = True
