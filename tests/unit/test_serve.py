@@ -8,9 +8,6 @@ session's kNN router and the ``smallest_llm`` baseline; its candidates are the l
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +18,7 @@ import pytest
 import uvicorn
 from langchain_core.messages import AIMessageChunk, HumanMessage, ToolMessage
 from langchain_openai import ChatOpenAI
+from serve_runner import running  # tests/unit/serve_runner.py
 
 from langchain_llmrouter import BaseRouter, create_router
 from langchain_llmrouter.cli.main import main
@@ -60,21 +58,8 @@ def server_url(deployment: Deployment) -> Iterator[str]:
     """The app in uvicorn on a free local port; keys ``GOOD_KEY`` and the capped ``CAPPED_KEY``."""
     auth = ServerAuth({GOOD_KEY: None, CAPPED_KEY: TINY_LIMIT})
     app = create_app(deployment, auth=auth)
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running(app) as url:
+        yield url
 
 
 @pytest.fixture

@@ -10,17 +10,14 @@ metadata that OpenAI clients read.
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from langchain_openai import ChatOpenAI
 from langchain_tests.integration_tests import ChatModelIntegrationTests
+from serve_runner import running  # tests/unit/serve_runner.py
 
 from langchain_llmrouter import create_router
 from langchain_llmrouter.serve import Deployment, ServerAuth, create_app
@@ -35,21 +32,8 @@ def serve_url(candidate_pool: Any, knn_router: Any) -> Iterator[str]:
     small: Any = create_router("smallest_llm").fit_candidates(pool)
     deployment = Deployment(pool=pool, routers={"knn": knn_router, "small": small}, default="knn")
     app = create_app(deployment, auth=ServerAuth({KEY: None}))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}/v1"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with running(app) as url:
+        yield f"{url}/v1"
 
 
 class TestChatOpenAIAgainstServe(ChatModelIntegrationTests):
