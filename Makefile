@@ -13,7 +13,7 @@ DEMO_EXTRAS ?= graph
 # What `make lint` checks (a folder that is not there is left out).
 LINT_PATHS := $(wildcard src data_pipeline tests benchmarks examples custom_routers scripts)
 
-.PHONY: demo test bench-overhead bench-latency screenshot lint docs clean
+.PHONY: demo test bench-overhead bench-latency bench-personal personal-data screenshot lint docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,18 @@ bench-overhead: $(VENV)/.dev
 # MiniLM against the static featuriser; one BLAS thread, as a serving worker per core runs.
 bench-latency: $(VENV)/.dev
 	OPENBLAS_NUM_THREADS=1 $(BIN)/python benchmarks/route_latency.py
+
+# Simulated users over the RouterDC training data, for configs/train/{gmtrouter,personalizedrouter}.yaml.
+SHARED ?= ../shared/data/llmrouter_example
+personal-data: $(VENV)/.core
+	$(BIN)/llmrouter simulate-users --data $(SHARED)/routerdc_train.json \
+		--llm-data $(SHARED)/default_llm.json --strategy hidden_taste --users 200 --seed 0 \
+		--output data/personal/users.jsonl
+
+# Personalised routers against the best non-personalised one, offline and with online feedback.
+bench-personal: $(VENV)/.dev
+	$(BIN)/python benchmarks/personalised.py
+	$(BIN)/python benchmarks/personal_feedback.py
 
 # The README's picture of the chat demo: needs Debian's chromium and chromium-driver
 # (apt-get install chromium chromium-driver).

@@ -45,6 +45,9 @@ if TYPE_CHECKING:
         build_router_r1_graph,
     )
     from langchain_llmrouter.middleware import RouterMiddleware
+    from langchain_llmrouter.personal.feedback import FeedbackStore
+    from langchain_llmrouter.personal.interactions import Interaction
+    from langchain_llmrouter.personal.router import PersonalRouter
     from langchain_llmrouter.routers import (
         BaseRouter,
         RoutingDecision,
@@ -83,6 +86,9 @@ _EXPORTS: dict[str, str] = {
     "UnknownRouterError": "errors",
     "RouterGraphChatModel": "graphs",
     "RouterMiddleware": "middleware",
+    "FeedbackStore": "personal.feedback",
+    "Interaction": "personal.interactions",
+    "PersonalRouter": "personal.router",
     "build_automix_graph": "graphs",
     "build_knn_multiround_graph": "graphs",
     "build_llm_multiround_graph": "graphs",
@@ -107,9 +113,11 @@ __all__ = [
     "CandidatePool",
     "ConfigError",
     "DataFormatError",
+    "FeedbackStore",
     "GraphInputError",
     "GraphRouterError",
     "GraphToolCallingError",
+    "Interaction",
     "InvalidOptionError",
     "LLMCandidate",
     "LLMRouterError",
@@ -118,6 +126,7 @@ __all__ = [
     "MissingEndpointError",
     "NotFittedError",
     "PartialStreamError",
+    "PersonalRouter",
     "RouterChatModel",
     "RouterGraphChatModel",
     "RouterLoadError",

@@ -51,7 +51,7 @@ from langchain_core.utils.function_calling import (
 )
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from langsmith.run_helpers import tracing_context
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_llmrouter.candidates import CandidatePool, LLMCandidate
 from langchain_llmrouter.errors import GraphRouterError, InvalidOptionError, LLMRouterError
@@ -63,7 +63,9 @@ from langchain_llmrouter.fallback import (
     plan_attempts,
     provider_did_work,
 )
-from langchain_llmrouter.options import CHAT_OPTIONS, check_options, misspelt_option
+from langchain_llmrouter.options import CHAT_OPTIONS, check_option, check_options, misspelt_option
+from langchain_llmrouter.personal.interactions import Interaction
+from langchain_llmrouter.personal.online import FeedbackLoop
 from langchain_llmrouter.routers.base import BaseRouter, RoutingDecision
 
 logger = logging.getLogger(__name__)
@@ -238,6 +240,15 @@ class RouterChatModel(BaseChatModel):
     ``cost_weight``."""
     calibration_queries: list[str] | None = None
     """Queries to calibrate ``target_share`` on now, instead of a saved calibration."""
+    user_id: str | None = None
+    """Who asks, unless a call says (``user_id=`` or ``configurable``): a personalised router
+    routes for this user; `feedback` rates answers as theirs."""
+    feedback_store: Any = None
+    """Where decisions and ratings are kept: a `FeedbackStore`, a SQLAlchemy URL or a SQLite
+    path (shared by several processes), or None to keep the last 10,000 decisions in memory
+    and fold ratings into the router without storing them."""
+
+    _feedback_loop: FeedbackLoop | None = PrivateAttr(default=None)
 
     @model_validator(mode="before")
     @classmethod
@@ -277,6 +288,17 @@ class RouterChatModel(BaseChatModel):
             )
         if self.profile is None:
             self.profile = self._derive_profile()
+        return self
+
+    @model_validator(mode="after")
+    def _open_feedback(self) -> RouterChatModel:
+        check_option("user_id", self.user_id)
+        store = self.feedback_store
+        if store is not None and not hasattr(store, "add_feedback"):
+            from langchain_llmrouter.personal.feedback import FeedbackStore
+
+            store = self.feedback_store = FeedbackStore(store)
+        self._feedback_loop = FeedbackLoop(self.router, store)
         return self
 
     @model_validator(mode="after")
@@ -330,6 +352,52 @@ class RouterChatModel(BaseChatModel):
     @property
     def _health(self) -> CandidateHealth:
         return self.health if self.health is not None else self.pool.health
+
+    @property
+    def feedback_loop(self) -> FeedbackLoop:
+        """The answered decisions this model remembers and how ratings reach the router."""
+        assert self._feedback_loop is not None
+        return self._feedback_loop
+
+    # --- feedback ---------------------------------------------------------------------------
+
+    def feedback(
+        self, message_or_run_id: Any, score: float, *, user_id: str | None = None
+    ) -> Interaction:
+        """Rate an answer this model gave; a personalised router routes the user's next
+        call with it (no retraining), and the feedback store keeps it for ``llmrouter train``.
+
+        Args:
+            message_or_run_id: The answer: its `AIMessage`, its run id, or the server's
+                ``chatcmpl-...`` response id.
+            score: In [0, 1] (thumbs up 1, down 0; a 0..5 rating is 5 × score).
+            user_id: Who rates (default: who asked, if the call said; else ``self.user_id``).
+
+        Returns:
+            The rated interaction as stored.
+
+        Raises:
+            UnknownAnswerError: not an answer of this model (or forgotten).
+            InvalidOptionError: a score outside [0, 1], or no user.
+        """
+        user = check_option("user_id", user_id)
+        return self.feedback_loop.feedback(
+            message_or_run_id, score, user_id=user or self._asker(message_or_run_id)
+        )
+
+    async def afeedback(
+        self, message_or_run_id: Any, score: float, *, user_id: str | None = None
+    ) -> Interaction:
+        """Async `feedback` (the store's write runs in a worker thread)."""
+        return await asyncio.to_thread(self.feedback, message_or_run_id, score, user_id=user_id)
+
+    def _asker(self, reference: Any) -> str | None:
+        """Who asked for the answer, or this model's default user."""
+        try:
+            asked = self.feedback_loop.decision(reference).user_id
+        except KeyError:
+            asked = None  # `feedback` raises the clear error itself
+        return asked or self.user_id
 
     # --- LangChain metadata ----------------------------------------------------------------
 
@@ -712,7 +780,10 @@ class RouterChatModel(BaseChatModel):
         route_options = {
             "cost_weight": self._option(options, "cost_weight"),
             "budget": self._option(options, "budget"),
+            "user_id": self._option(options, "user_id"),
         }
+        # Another process may have stored this user's ratings since we last routed for them.
+        self.feedback_loop.sync(route_options["user_id"])
         return self._routing_text(messages, options), config, route_options
 
     def _route(
@@ -724,6 +795,7 @@ class RouterChatModel(BaseChatModel):
         text, config, route_options = self._router_call(
             messages, request.options, run_manager, request.parent_run
         )
+        request.query = text
         if config is None:
             return self._in_pool(self.router.route(text, **route_options))
         return self._in_pool(self.router.invoke(text, config, **route_options))
@@ -737,6 +809,7 @@ class RouterChatModel(BaseChatModel):
         text, config, route_options = self._router_call(
             messages, request.options, run_manager, request.parent_run
         )
+        request.query = text
         if config is None:
             decision = await asyncio.to_thread(self.router.route, text, **route_options)
             return self._in_pool(decision)
@@ -773,8 +846,17 @@ class RouterChatModel(BaseChatModel):
         extra = {k: v for k, v in request.tool_args.items() if k != "tools" and v is not None}
         return model.bind_tools(tools, **extra)
 
-    def _plan(self, decision: RoutingDecision, messages: list[BaseMessage]) -> _AttemptPlan:
-        return _AttemptPlan(self, decision, messages)
+    def _plan(
+        self, decision: RoutingDecision, messages: list[BaseMessage], request: _Request
+    ) -> _AttemptPlan:
+        run_id = request.parent_run[0] if request.parent_run else None
+        return _AttemptPlan(
+            self,
+            decision,
+            messages,
+            decision_id=self.feedback_loop.new_decision_id(run_id),
+            query=request.query,
+        )
 
     def _generate(
         self,
@@ -784,7 +866,7 @@ class RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         request = self._prepare(stop, kwargs)
-        plan = self._plan(self._route(messages, request, run_manager), messages)
+        plan = self._plan(self._route(messages, request, run_manager), messages, request)
         for name in plan:
             try:
                 with _unreported():
@@ -806,7 +888,7 @@ class RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> ChatResult:
         request = self._prepare(stop, kwargs)
-        plan = self._plan(await self._aroute(messages, request, run_manager), messages)
+        plan = self._plan(await self._aroute(messages, request, run_manager), messages, request)
         for name in plan:
             try:
                 with _unreported():
@@ -828,7 +910,7 @@ class RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
         request = self._prepare(stop, kwargs)
-        plan = self._plan(self._route(messages, request, run_manager), messages)
+        plan = self._plan(self._route(messages, request, run_manager), messages, request)
         for name in plan:
             tally = _StreamTally(plan, name)
             try:
@@ -860,7 +942,7 @@ class RouterChatModel(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         request = self._prepare(stop, kwargs)
-        plan = self._plan(await self._aroute(messages, request, run_manager), messages)
+        plan = self._plan(await self._aroute(messages, request, run_manager), messages, request)
         for name in plan:
             tally = _StreamTally(plan, name)
             try:
@@ -954,6 +1036,7 @@ class _Request:
         parent_run: tuple[Any, RunnableConfig] | None = None,
     ) -> None:
         self.parent_run = parent_run
+        self.query: str | None = None  # the text routed on, once routed
         self.options = options
         self.tool_args = tool_args
         self.call_kwargs = call_kwargs
@@ -968,11 +1051,19 @@ class _AttemptPlan:
     """
 
     def __init__(
-        self, owner: RouterChatModel, decision: RoutingDecision, messages: list[BaseMessage]
+        self,
+        owner: RouterChatModel,
+        decision: RoutingDecision,
+        messages: list[BaseMessage],
+        *,
+        decision_id: str | None = None,
+        query: str | None = None,
     ) -> None:
         self.owner = owner
         self.decision = decision
         self.messages = messages
+        self.decision_id = decision_id or owner.feedback_loop.new_decision_id()
+        self.query = query
         self.order, self.skipped = plan_attempts(
             decision.ranking, max_attempts=1 + owner.max_fallbacks, health=owner._health
         )
@@ -1081,11 +1172,18 @@ class _AttemptPlan:
             )
         )
         self.owner._health.record_success(name)
+        query = (
+            self.query if self.query is not None else self.owner._routing_text(self.messages, {})
+        )
+        self.owner.feedback_loop.answered(
+            self.decision_id, query=query, model=name, user_id=self.decision.user_id
+        )
 
     def routing(self, answered_by: str) -> dict[str, Any]:
         """The decision and what happened before the answer (the first chunk's metadata)."""
         meta = self.decision.to_metadata()
         meta.update(
+            decision_id=self.decision_id,
             chosen=self.decision.model,
             model=answered_by,
             fallback=bool(self.failures),

@@ -56,6 +56,12 @@ class DataPaths(_Strict):
     """Candidate JSON (LLMRouter's ``default_llm.json`` format)."""
     llm_embedding_data: str | None = None
     """Candidate JSON with description embeddings (used by graph routers)."""
+    interactions_train: str | None = None
+    """Users' rated interactions for personalised routers: GMTRouter JSONL (``.jsonl``) or
+    PersonalizedRouter CSV (``.csv``); ``llmrouter simulate-users`` writes the former."""
+    feedback_store: str | None = None
+    """A feedback store (SQLAlchemy URL or SQLite path) whose ratings personalised routers
+    also learn from: ``llmrouter train`` folds the stored feedback into the next model."""
     query_data_train: str | None = None
     """Accepted for compatibility; unused here."""
     query_data_test: str | None = None

@@ -46,7 +46,7 @@ _ROUTING_MODES: dict[str, RoutingMode] = {
     "last_human": "current_only",
     "conversation": "full_context",
 }
-_CONTEXT_OPTIONS = ("cost_weight", "budget")
+_CONTEXT_OPTIONS = ("cost_weight", "budget", "user_id")
 
 STATE_KEY = "llmrouter"
 """The agent-state key holding the latest routing decision (a plain, JSON-able dict)."""
@@ -219,16 +219,21 @@ class RouterMiddleware(AgentMiddleware[RouterAgentState, Any, Any]):
         return None
 
     def _route(self, request: ModelRequest[Any]) -> RoutingDecision:
-        """Ask the router, with ``cost_weight`` and ``budget`` from the run's context."""
+        """Ask the router, with ``cost_weight``, ``budget`` and ``user_id`` from the run's
+        context (``user_id`` also from ``configurable``)."""
         context = getattr(request.runtime, "context", None)
         options = {k: v for k in _CONTEXT_OPTIONS if (v := _from_context(context, k)) is not None}
+        if "user_id" not in options and (user := _configured_user()) is not None:
+            options["user_id"] = user
+        if "user_id" in options:
+            options["user_id"] = str(options["user_id"])
         return self.engine.decide(request.messages, **options)
 
     def _state(
         self, request: ModelRequest[Any], plan: _AttemptPlan, name: str, source: str
     ) -> dict[str, Any]:
         """The decision and its attempts as stored in the agent state."""
-        user_id = _from_context(getattr(request.runtime, "context", None), "user_id")
+        user_id = plan.decision.user_id
         return {
             **plan.routing(name),
             **plan.final(),
@@ -310,6 +315,15 @@ class RouterMiddleware(AgentMiddleware[RouterAgentState, Any, Any]):
                 continue
             return self._answered(request, plan, name, response, source)
         raise plan.exhausted()
+
+
+def _configured_user() -> str | None:
+    """``user_id`` from the run's ``configurable``, where the call is inside a run."""
+    from langchain_core.runnables.config import var_child_runnable_config
+
+    config = var_child_runnable_config.get() or {}
+    user = config.get("configurable", {}).get("user_id")
+    return None if user is None else str(user)
 
 
 def _saved_decision(saved: Mapping[str, Any]) -> RoutingDecision:

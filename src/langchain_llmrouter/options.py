@@ -17,8 +17,12 @@ from langchain_llmrouter.errors import InvalidOptionError
 ROUTING_MODES = ("current_only", "full_context", "retrieval")
 """The routing modes of `RouterChatModel` (see `routing_text`)."""
 
-ROUTER_OPTIONS = ("cost_weight", "budget")
-"""Options every router takes per call."""
+ROUTER_OPTIONS = ("cost_weight", "budget", "user_id")
+"""Options every router takes per call (``user_id`` shapes only personalised routers'
+scores; the others route the same for everyone)."""
+
+MAX_USER_ID = 256
+"""Longest accepted user id, in characters."""
 
 CHAT_OPTIONS = (*ROUTER_OPTIONS, "routing_mode", "retrieval_top_k")
 """Options `RouterChatModel` takes per call (the rest go to the chosen candidate)."""
@@ -48,6 +52,13 @@ def check_option(name: str, value: Any) -> Any:
         return _number(name, value, allow_zero=True)
     if name == "budget":
         return _number(name, value, allow_zero=False)
+    if name == "user_id":
+        if not isinstance(value, str) or not value or len(value) > MAX_USER_ID:
+            raise InvalidOptionError(
+                f"option user_id: expected a non-empty string of at most {MAX_USER_ID} "
+                f"characters, got {value!r}"[:300]
+            )
+        return value
     if name == "routing_mode":
         if value not in ROUTING_MODES:
             raise InvalidOptionError(

@@ -55,6 +55,7 @@ BUILTIN = [
     "automix",
     "causallm_router",
     "elorouter",
+    "gmtrouter",
     "graphrouter",
     "hybrid_llm",
     "knnmultiroundrouter",
@@ -64,6 +65,7 @@ BUILTIN = [
     "mfrouter",
     "mlprouter",
     "oracle",
+    "personalizedrouter",
     "randomrouter",
     "router_r1",
     "routerdc",
@@ -225,6 +227,8 @@ def test_list_routers_lists_the_builtins_with_their_kind() -> None:
         assert "trainable" in rows[name]
     for name in ("smallest_llm", "largest_llm", "randomrouter"):
         assert "no training" in rows[name]
+    for name in ("gmtrouter", "personalizedrouter"):
+        assert "per user" in rows[name]
     assert "k nearest training queries" in rows["knnrouter"]
     assert lines[1 + len(BUILTIN)].startswith("plugin routers")
 

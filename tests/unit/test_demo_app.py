@@ -1,6 +1,7 @@
 """The Streamlit chat demo, driven with Streamlit's `AppTest` against the local OpenAI-compatible
 server: a three-message conversation in each query mode (switching router and cost_weight
-between messages), the no-keys mode, and readable errors on the page.
+between messages), the no-keys mode, readable errors on the page, and thumbs ratings for the
+user picked in the sidebar (a tiny personalised router defined here learns from them).
 
 The assertions are on what the page shows (the chosen candidate, the cost figures), checked
 against the router's own decision on the same routing text and the usage the server reported.
@@ -10,9 +11,12 @@ from __future__ import annotations
 
 import math
 import re
+import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 import yaml
 
@@ -21,13 +25,20 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from streamlit.testing.v1 import AppTest
 
 from langchain_llmrouter import BaseRouter, CandidatePool
-from langchain_llmrouter.chat_model import routing_text
+from langchain_llmrouter.chat_model import RouterChatModel, routing_text
 from langchain_llmrouter.demo.session import (
+    DEFAULT_USER,
     NO_KEYS_HELP,
+    Turn,
     largest_candidate,
     parse_settings,
+    rate,
 )
 from langchain_llmrouter.errors import ConfigError
+from langchain_llmrouter.personal import Interaction
+from langchain_llmrouter.personal.feedback import FeedbackStore
+from langchain_llmrouter.personal.router import PersonalRouter, UserHistory
+from langchain_llmrouter.routers import registry
 from langchain_llmrouter.routers.registry import get_router_class
 from langchain_llmrouter.testing import FakeOpenAIServer
 
@@ -211,3 +222,150 @@ def test_settings_validation() -> None:
     assert parse_settings(
         ["--co"], {"LLMROUTER_CHAT_CONFIG": "y.yaml", "LLMROUTER_CHAT_ROUTER": "svmrouter"}
     ).config == Path("y.yaml")
+    assert parse_settings(["--config", "x.yaml"], {}).feedback_store is None
+    stored = {"LLMROUTER_CHAT_FEEDBACK_STORE": "a.db"}
+    assert parse_settings(["--config", "x.yaml"], stored).feedback_store == "a.db"
+    assert parse_settings(["--feedback-store", "b.db"], stored).feedback_store == "b.db"
+
+
+class MeanRatingRouter(PersonalRouter):
+    """A tiny personalised router: a user's state is their mean rating of each candidate,
+    shrunk towards the population's by one pseudo-rating; the query does not matter."""
+
+    name = "meanrating"
+
+    def _fit_interactions(
+        self, interactions: list[Interaction], histories: dict[str, UserHistory]
+    ) -> None:
+        everyone = list(histories.values())
+        models = np.concatenate([h.models for h in everyone])
+        ratings = np.concatenate([h.ratings for h in everyone])
+        n = len(self.candidates_)
+        counts = np.bincount(models, minlength=n)
+        self.population_ = np.bincount(models, ratings, minlength=n) / np.maximum(counts, 1)
+
+    def _user_states(self, histories: Mapping[str, UserHistory]) -> dict[str, np.ndarray]:
+        n = len(self.candidates_)
+        return {
+            user: (np.bincount(h.models, h.ratings, minlength=n) + self.population_)
+            / (np.bincount(h.models, minlength=n) + 1.0)
+            for user, h in histories.items()
+        }
+
+    def _score(self, x: np.ndarray, states: np.ndarray | None) -> np.ndarray:
+        rows = np.tile(self.population_, (len(x), 1)) if states is None else states
+        return np.clip(rows, 0.0, 1.0)
+
+    def _get_model_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {}, {"population": self.population_}
+
+    def _set_model_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.population_ = arrays["population"]
+
+
+@pytest.fixture
+def personal_demo(
+    demo_config: Path, tmp_path: Path, shared_data: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[str, str]:
+    """A saved `MeanRatingRouter` next to the kNN router: alice likes the first candidate,
+    bob the second one slightly more than the first. Returns (first, second)."""
+    monkeypatch.setitem(registry._PLUGINS, MeanRatingRouter.name, MeanRatingRouter)
+    pool = CandidatePool.from_json(shared_data / "default_llm.json")
+    first, second = pool.names[:2]
+    ratings = [("alice", first, 5.0), ("alice", second, 0.0), ("bob", first, 3.0)]
+    ratings.append(("bob", second, 5.0))
+    interactions = [
+        Interaction(user_id=u, model=m, question_id=f"q{k}", query=f"question {k}", rating=r)
+        for k, (u, m, r) in enumerate(ratings)
+    ]
+    router = MeanRatingRouter().fit(interactions, candidates=pool)
+    router.save(tmp_path / "models" / MeanRatingRouter.name)
+    return first, second
+
+
+def _spy_on_feedback(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float, str | None]]:
+    calls: list[tuple[str, float, str | None]] = []
+    original = RouterChatModel.feedback
+
+    def feedback(self: RouterChatModel, ref: Any, score: float, *, user_id: Any = None) -> Any:
+        calls.append((ref, score, user_id))
+        return original(self, ref, score, user_id=user_id)
+
+    monkeypatch.setattr(RouterChatModel, "feedback", feedback)
+    return calls
+
+
+def test_thumbs_rate_for_the_picked_user_and_change_their_next_choice(
+    personal_demo: tuple[str, str], served: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, second = personal_demo
+    calls = _spy_on_feedback(monkeypatch)
+    at = _app()
+    at.selectbox(key="router").set_value(MeanRatingRouter.name).run()
+    users = at.selectbox(key="user")
+    assert users.value == DEFAULT_USER and {"alice", "bob"} <= set(users.options)
+    users.set_value("bob")
+    _say(at, QUESTIONS[1])
+
+    # The picked user reaches the call: bob's own state chose his favourite.
+    turn = at.session_state["turns"][-1]
+    assert turn.routing["user_id"] == "bob" and turn.routing["personalised"] is True
+    assert _routed(at)[-1]["model"] == second == turn.answered_by
+    assert any("for **bob** (personalised: their ratings" in c.value for c in at.caption)
+    router = at.session_state["llms"][MeanRatingRouter.name].router
+    assert len(router.history("bob")) == 2
+
+    # Thumbs down: rated once, for bob, with score 0; reruns do not rate again.
+    at.feedback[0].set_value(0).run()
+    assert not at.exception, at.exception
+    at.run()
+    assert calls == [(turn.decision_id, 0.0, "bob")]
+    assert len(router.history("bob")) == 3 and float(router.history("bob").ratings[-1]) == 0.0
+    assert f"rated 👎 — {MeanRatingRouter.name} will route bob with it" in [
+        c.value for c in at.caption
+    ]
+    assert at.feedback[0].disabled and at.feedback[0].value == 0
+
+    # ...and bob's next question goes to the first candidate now.
+    _say(at, QUESTIONS[1])
+    assert _routed(at)[-1]["model"] == first
+    assert at.session_state["turns"][-1].routing["personalised"] is True
+
+
+def test_a_rating_on_a_router_for_everyone_is_stored_not_applied(
+    demo_config: Path, served: FakeOpenAIServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    calls = _spy_on_feedback(monkeypatch)
+    monkeypatch.setenv("LLMROUTER_CHAT_FEEDBACK_STORE", str(tmp_path / "feedback.db"))
+    at = _app()
+    _say(at, QUESTIONS[0])
+    turn = at.session_state["turns"][-1]
+    assert turn.routing["user_id"] == DEFAULT_USER and turn.routing["personalised"] is False
+    assert any(f"for **{DEFAULT_USER}** (not personalised)" in c.value for c in at.caption)
+    at.feedback[0].set_value(1).run()
+    assert not at.exception and not at.error
+    assert calls == [(turn.decision_id, 1.0, DEFAULT_USER)]
+    assert any(
+        "rated 👍 — stored, but knnrouter routes everyone alike" in c.value for c in at.caption
+    )
+    with FeedbackStore(tmp_path / "feedback.db") as store:
+        (stored,) = store.feedback_since(DEFAULT_USER, 0)
+    assert (stored.decision_id, stored.score, stored.model) == (
+        turn.decision_id,
+        1.0,
+        turn.answered_by,
+    )
+
+
+def test_a_rating_that_fails_is_noted_once(knn_router: BaseRouter, shared_data: Path) -> None:
+    pool = CandidatePool.from_json(shared_data / "default_llm.json")
+    llm = RouterChatModel(router=knn_router, candidates=pool)
+    decision = knn_router.route(QUESTIONS[0])
+    unknown = str(uuid.uuid4())  # an answer this chat model never gave
+    turn = Turn(QUESTIONS[0], "", decision, answer="hi", routing={"decision_id": unknown})
+    rate(llm, turn, 1.0)
+    assert turn.rating == 1.0 and turn.rating_note is None
+    assert turn.rating_error is not None
+    assert turn.rating_error.startswith(f"The rating was not recorded: no answer with id {unknown}")
+    rate(llm, turn, 0.0)  # rated once: a second click changes nothing
+    assert turn.rating == 1.0

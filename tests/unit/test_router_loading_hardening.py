@@ -35,6 +35,10 @@ FAST: dict[str, dict[str, Any]] = {
         "max_length": 64,
     },
     "elorouter": {"variant": "global"},
+    # Personalised routers fitted on routing data learn one population user: enough to check
+    # the files (their own tests cover users' histories).
+    "gmtrouter": {"hidden_dim": 8, "heads": 2, "taste_dim": 2, "epochs": 3},
+    "personalizedrouter": {"hidden_dim": 8, "taste_dim": 2, "max_epochs": 3, "patience": 2},
     "graphrouter": {"hidden_dim": 8, "max_epochs": 5, "patience": 2, "n_tasks": 5},
     "hybrid_llm": {"epochs": 1, "hidden_sizes": [8]},
     "knnrouter": {"k": 5},

@@ -36,6 +36,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--model-dir", type=Path, help="where to look for trained routers")
     parser.add_argument(
+        "--feedback-store",
+        help="keep the thumbs ratings in this database (a SQLAlchemy URL or SQLite path)",
+    )
+    parser.add_argument(
         "--cost-weight", type=float, default=0.0, help="the cost_weight slider's starting value"
     )
 
@@ -46,6 +50,8 @@ def app_arguments(args: argparse.Namespace) -> list[str]:
     app_args += ["--top-k", str(args.top_k), "--cost-weight", str(args.cost_weight)]
     if args.model_dir is not None:
         app_args += ["--model-dir", str(args.model_dir)]
+    if args.feedback_store:
+        app_args += ["--feedback-store", str(args.feedback_store)]
     return app_args
 
 

@@ -91,6 +91,40 @@ def routing_data(
     return RoutingDataset.from_file(path, candidates=pool)
 
 
+def interactions_data(config: RouterConfig) -> tuple[list[Any], int]:
+    """Rated interactions from ``data_path.interactions_train`` plus every rating in
+    ``data_path.feedback_store``, and the store's last feedback id (0 without one)."""
+    from langchain_llmrouter.personal.interactions import read_gmt_jsonl, read_personalized_csv
+
+    paths = config.data_path
+    if not paths.interactions_train and not paths.feedback_store:
+        raise ConfigError(
+            "missing: a personalised router trains on users' ratings; give "
+            "data_path.interactions_train (GMTRouter JSONL or PersonalizedRouter CSV) or "
+            "data_path.feedback_store",
+            path=config.source,
+            field="data_path.interactions_train",
+        )
+    interactions: list[Any] = []
+    if paths.interactions_train:
+        path = config.resolve(paths.interactions_train, what="data_path.interactions_train")
+        assert path is not None
+        read = read_personalized_csv if path.suffix.lower() == ".csv" else read_gmt_jsonl
+        interactions.extend(read(path))
+    last = 0
+    if paths.feedback_store:
+        from langchain_llmrouter.personal.feedback import FeedbackStore
+
+        url: str | Path | None = paths.feedback_store
+        if "://" not in paths.feedback_store:
+            url = config.resolve(paths.feedback_store, what="data_path.feedback_store")
+        assert url is not None
+        with FeedbackStore(url) as store:
+            last = store.last_id()
+            interactions.extend(store.interactions(after_id=0))
+    return interactions, last
+
+
 def model_dir(
     config: RouterConfig, *, for_loading: bool, override: Path | None = None
 ) -> Path | None:

@@ -38,6 +38,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--route-only", action="store_true", help="only route; call no LLM")
     parser.add_argument("--cost-weight", type=float, help="override the router's cost_weight")
     parser.add_argument("--budget", type=float, help="max estimated dollars per call")
+    parser.add_argument(
+        "--user", help="route for this user (personalised routers; others route everyone alike)"
+    )
     add_load_model_arg(parser)
     parser.add_argument("--max-tokens", type=int, help="max tokens per answer")
     parser.add_argument("--temperature", type=float, help="sampling temperature")
@@ -114,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
     queries = [args.query] if args.query is not None else read_queries(args.input)
     if not queries:
         raise DataFormatError("no queries in the input file", path=args.input)
-    options = {"cost_weight": args.cost_weight, "budget": args.budget}
+    options = {"cost_weight": args.cost_weight, "budget": args.budget, "user_id": args.user}
     from langchain_llmrouter.graphs.base import BaseGraphRouter
 
     if isinstance(router, BaseGraphRouter):  # it answers by running its graph
@@ -130,6 +133,7 @@ def run(args: argparse.Namespace) -> int:
             "est_cost": d.est_cost,
             "cost_weight": d.cost_weight,
             "reason": d.reason,
+            **({"user_id": d.user_id, "personalised": d.personalised} if d.user_id else {}),
         }
         for q, d in zip(queries, decisions, strict=True)
     ]

@@ -18,6 +18,8 @@ def _describe(name: str) -> str:
         return f"  {name:<22} (cannot load: {exc})"
     summary = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
     kind = "trainable" if cls.trainable else "no training"
+    if getattr(cls, "personal", False):
+        kind = "per user"  # learns each user's preferences from ratings
     return f"  {name:<22} {kind:<12} {summary}"
 
 

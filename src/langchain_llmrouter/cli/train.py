@@ -13,6 +13,7 @@ from langchain_llmrouter.cli.common import (
     add_router_args,
     candidate_pool,
     check_writable,
+    interactions_data,
     model_dir,
     router_config,
     routing_data,
@@ -36,6 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Train and save; prints a JSON summary."""
+    from langchain_llmrouter.personal.router import PersonalRouter
     from langchain_llmrouter.routers.registry import get_router_class
 
     name, config = router_config(args)
@@ -60,7 +62,15 @@ def run(args: argparse.Namespace) -> int:
             target, what="model_path.save_model_path", directory=True, source=config.source
         )
     start = time.perf_counter()
-    if cls.trainable:
+    if isinstance(router, PersonalRouter):
+        interactions, feedback_through = interactions_data(config)
+        if not args.quiet:
+            users = len({x.user_id for x in interactions})
+            print(f"training {name} on {len(interactions)} ratings by {users} users", flush=True)
+        router.fit(interactions, candidates=pool)
+        router.feedback_through_ = feedback_through  # the served model starts after these
+        n_queries = len({x.query for x in interactions})
+    elif cls.trainable:
         dataset = routing_data(config, "routing_data_train", pool)
         if not args.quiet:
             print(

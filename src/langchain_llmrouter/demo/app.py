@@ -1,5 +1,7 @@
 """The chat demo: a Streamlit page that answers through `RouterChatModel` and shows, for each
 message, which candidate answered, why, and what it cost next to always using the largest one.
+Each message is asked as the user picked in the sidebar; thumbs under an answer rate it, which
+a personalised router uses for that user's next choice at once.
 
 Start it with ``llmrouter chat --router knnrouter --config configs/infer/knnrouter.yaml``, or
 ``streamlit run src/langchain_llmrouter/demo/app.py -- --router knnrouter --config ...``
@@ -19,6 +21,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_llmrouter._optional import import_optional
 from langchain_llmrouter.chat_model import RouterChatModel, routing_text
 from langchain_llmrouter.demo.session import (
+    DEFAULT_USER,
     MODES,
     NO_KEYS_HELP,
     ChatSettings,
@@ -29,9 +32,12 @@ from langchain_llmrouter.demo.session import (
     largest_cost_of,
     load_setup,
     parse_settings,
+    rate,
     totals,
+    user_choices,
 )
-from langchain_llmrouter.errors import LLMRouterError
+from langchain_llmrouter.demo.session import readable as _readable
+from langchain_llmrouter.routers.base import BaseRouter
 
 st = import_optional("streamlit", extra="demo", feature="the chat demo")
 
@@ -40,11 +46,6 @@ MODE_HELP = {
     "full_context": "route on the whole conversation",
     "retrieval": "route on the last message plus the most similar earlier ones",
 }
-
-
-def _readable(exc: BaseException) -> str:
-    """One line for a person: our errors say what and where; others get their type."""
-    return str(exc) if isinstance(exc, LLMRouterError) else f"{type(exc).__name__}: {exc}"
 
 
 @st.cache_resource(show_spinner="Loading the config and candidates...")
@@ -112,6 +113,37 @@ def _sidebar(setup: DemoSetup, settings: ChatSettings) -> tuple[str, float, Mode
     return label, cost_weight, cast(Mode, mode), top_k
 
 
+def _user(router: BaseRouter) -> str:
+    """Who asks: the sidebar's pick (a personalised router's known users, or any name)."""
+    st.header("User")
+    choice = st.selectbox(
+        "Ask as",
+        user_choices(router, st.session_state.get("user")),
+        key="user",
+        accept_new_options=True,
+        help="a personalised router routes each user by their own ratings; type a new name "
+        "to start a user from the population's preferences",
+    )
+    return str(choice or DEFAULT_USER).strip() or DEFAULT_USER
+
+
+def _llm(
+    label: str, router: BaseRouter, setup: DemoSetup, settings: ChatSettings
+) -> RouterChatModel:
+    """This session's chat model for the router: it remembers the answers it gave, so that
+    their ratings reach the router (options that change between messages go per call)."""
+    llms: dict[str, RouterChatModel] = st.session_state.setdefault("llms", {})
+    if label not in llms or llms[label].router is not router:
+        llms[label] = RouterChatModel(
+            router=router,
+            candidates=setup.pool,
+            max_tokens=setup.config.max_tokens,
+            temperature=setup.config.temperature,
+            feedback_store=settings.feedback_store,
+        )
+    return llms[label]
+
+
 def _history_messages(turns: list[Turn]) -> list[BaseMessage]:
     messages: list[BaseMessage] = []
     for turn in turns:
@@ -126,10 +158,12 @@ def _show_details(turn: Turn) -> None:
     chosen = turn.answered_by or decision.model
     actual = "not called" if turn.actual_cost is None else f"${turn.actual_cost:.6f}"
     latency = "" if turn.latency_s is None else f" · latency {turn.latency_s:.2f} s"
+    personalised = turn.routing.get("personalised", decision.personalised)
+    whose = "personalised: their ratings shaped it" if personalised else "not personalised"
     st.caption(
-        f"Routed to **{chosen}** by {turn.router} (cost_weight {turn.cost_weight:g}) · "
-        f"estimated ${decision.est_cost:.6f} · actual {actual}{latency} · "
-        f"largest would cost ${turn.largest_cost:.6f}"
+        f"Routed to **{chosen}** by {turn.router} (cost_weight {turn.cost_weight:g}) for "
+        f"**{turn.user_id}** ({whose}) · estimated ${decision.est_cost:.6f} · "
+        f"actual {actual}{latency} · largest would cost ${turn.largest_cost:.6f}"
     )
     chart, _ = st.columns([3, 2])  # a small chart: the scores at a glance
     chart.bar_chart(
@@ -142,7 +176,9 @@ def _show_details(turn: Turn) -> None:
         st.code(turn.routing_text, language=None)
 
 
-def _answer(llm: RouterChatModel, messages: list[BaseMessage], turn: Turn) -> None:
+def _answer(
+    llm: RouterChatModel, messages: list[BaseMessage], turn: Turn, options: dict[str, Any]
+) -> None:
     """Stream the answer into the page, recording model, cost, tokens and latency."""
     started = time.perf_counter()
     total: AIMessageChunk | None = None
@@ -150,7 +186,7 @@ def _answer(llm: RouterChatModel, messages: list[BaseMessage], turn: Turn) -> No
 
     def text() -> Iterator[str]:
         nonlocal total
-        for chunk in llm.stream(messages):
+        for chunk in llm.stream(messages, **options):
             assert isinstance(chunk, AIMessageChunk)
             total = chunk if total is None else total + chunk
             routing.update(chunk.response_metadata.get("routing") or {})
@@ -164,12 +200,36 @@ def _answer(llm: RouterChatModel, messages: list[BaseMessage], turn: Turn) -> No
         st.error(turn.error)
         return
     turn.latency_s = time.perf_counter() - started
+    turn.routing = routing  # its decision_id can be rated now the stream is complete
     turn.answered_by = routing.get("model", turn.decision.model)
     turn.actual_cost = routing.get("actual_cost")
     usage = total.usage_metadata if total is not None else None
     if usage:
         turn.input_tokens = int(usage.get("input_tokens", 0))
         turn.output_tokens = int(usage.get("output_tokens", 0))
+
+
+def _thumbs(turn: Turn, llms: dict[str, RouterChatModel]) -> None:
+    """Thumbs under an answer: the first click rates it for the user who asked (once; the
+    thumbs then stay as given), and what the rating did shows under them."""
+    if turn.decision_id is None:
+        return
+    value = st.feedback(
+        "thumbs",
+        key=f"thumbs-{turn.decision_id}",
+        default=None if turn.rating is None else int(turn.rating),
+        disabled=turn.rating is not None,
+    )
+    if value is not None and turn.rating is None:
+        llm = llms.get(turn.router)
+        if llm is None:
+            turn.rating, turn.rating_error = float(value), "The answer's chat model is gone."
+        else:
+            rate(llm, turn, float(value))
+    if turn.rating_error:
+        st.error(turn.rating_error)
+    elif turn.rating_note:
+        st.caption(turn.rating_note)
 
 
 def _totals(setup: DemoSetup, turns: list[Turn]) -> None:
@@ -193,6 +253,7 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         st.error(f"Cannot start the demo: {_readable(exc)}")
         st.stop()
+    user_slot = st.sidebar.container()  # the user picker, drawn once the router is loaded
     label, cost_weight, mode, top_k = _sidebar(setup, settings)
     directory = setup.routers[label]
     try:
@@ -200,9 +261,17 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         st.error(f"Cannot load router {label!r}: {_readable(exc)}")
         st.stop()
+    with user_slot:
+        user = _user(router)
+    try:
+        llm = _llm(label, router, setup, settings)
+    except Exception as exc:
+        st.error(f"Cannot chat through router {label!r}: {_readable(exc)}")
+        st.stop()
     if not setup.any_callable:
         st.warning(NO_KEYS_HELP)
 
+    llms: dict[str, RouterChatModel] = st.session_state["llms"]
     turns: list[Turn] = st.session_state.setdefault("turns", [])
     for turn in turns:
         with st.chat_message("user"):
@@ -213,31 +282,32 @@ def main(argv: list[str] | None = None) -> None:
             elif turn.error:
                 st.error(turn.error)
             _show_details(turn)
+            _thumbs(turn, llms)
 
     question = st.chat_input("Ask anything")
     if question:
         messages = [*_history_messages(turns), HumanMessage(question)]
-        llm = RouterChatModel(
-            router=router,
-            candidates=setup.pool,
-            routing_mode=mode,
-            retrieval_top_k=top_k,
-            cost_weight=cost_weight,
-            max_tokens=setup.config.max_tokens,
-            temperature=setup.config.temperature,
-        )
+        options: dict[str, Any] = {
+            "routing_mode": mode,
+            "retrieval_top_k": top_k,
+            "cost_weight": cost_weight,
+            "user_id": user,
+        }
         with st.chat_message("user"):
             st.markdown(question)
         with st.chat_message("assistant"):
-            decision = llm.decide(messages)
+            decision = llm.decide(messages, **options)
             text = routing_text(messages, mode, top_k=top_k, embeddings=router.embeddings)
-            turn = Turn(question, text, decision, router=label, cost_weight=cost_weight)
+            turn = Turn(
+                question, text, decision, router=label, cost_weight=cost_weight, user_id=user
+            )
             if setup.callable.get(decision.model):
-                _answer(llm, messages, turn)
+                _answer(llm, messages, turn, options)
             else:
                 st.info(f"Would ask **{decision.model}**; no candidate can be called.")
             turn.largest_cost = largest_cost_of(turn, setup.pool, setup.largest)
             _show_details(turn)
+            _thumbs(turn, llms)
         turns.append(turn)
     _totals(setup, turns)
 

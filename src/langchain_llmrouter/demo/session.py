@@ -1,5 +1,6 @@
 """What the chat demo knows, without Streamlit: its settings, the routers it can offer, the
-candidates it can call, and the cost of each turn against always using the largest candidate.
+candidates it can call, the cost of each turn against always using the largest candidate, who
+asks, and how a thumbs rating of an answer reaches the router.
 
 The Streamlit page (`langchain_llmrouter.demo.app`) only draws what this module computes, so
 the logic is testable without a browser.
@@ -13,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_llmrouter.candidates import CandidatePool
 from langchain_llmrouter.config import RouterConfig, load_config
@@ -25,14 +26,19 @@ from langchain_llmrouter.errors import (
 )
 from langchain_llmrouter.routers.base import BaseRouter, RoutingDecision
 
+if TYPE_CHECKING:
+    from langchain_llmrouter.chat_model import RouterChatModel
+
 Mode = Literal["current_only", "full_context", "retrieval"]
 MODES: tuple[Mode, ...] = ("current_only", "full_context", "retrieval")
 BASELINES = ("smallest_llm", "largest_llm")
 """Routers offered without training."""
 DEFAULT_CONFIG = "configs/infer/knnrouter.yaml"
+DEFAULT_USER = "demo-user"
+KNOWN_USERS_OFFERED = 50
 ENV_PREFIX = "LLMROUTER_CHAT_"
 """Settings may also come from ``LLMROUTER_CHAT_ROUTER``, ``_CONFIG``, ``_MODE``, ``_TOP_K``,
-``_MODEL_DIR`` and ``_COST_WEIGHT`` (the command line wins)."""
+``_MODEL_DIR``, ``_COST_WEIGHT`` and ``_FEEDBACK_STORE`` (the command line wins)."""
 NO_KEYS_HELP = (
     "No candidate can be called: the candidates' endpoints need an API key and `API_KEYS` is "
     "not set. Set `API_KEYS` (a key, a comma list, a JSON list, or a JSON object keyed by "
@@ -54,6 +60,8 @@ class ChatSettings:
     model_dir: Path | None = None
     cost_weight: float = 0.0
     """The sidebar slider's starting value."""
+    feedback_store: str | None = None
+    """Where ratings are kept (a SQLAlchemy URL or SQLite path; None: not kept)."""
 
 
 def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> ChatSettings:
@@ -73,6 +81,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
     parser.add_argument("--top-k", default=env.get(f"{ENV_PREFIX}TOP_K", "3"))
     parser.add_argument("--model-dir", default=env.get(f"{ENV_PREFIX}MODEL_DIR"))
     parser.add_argument("--cost-weight", default=env.get(f"{ENV_PREFIX}COST_WEIGHT", "0"))
+    parser.add_argument("--feedback-store", default=env.get(f"{ENV_PREFIX}FEEDBACK_STORE"))
     args, _ = parser.parse_known_args(list(argv))
     if args.mode not in MODES:
         raise ConfigError(f"unknown query mode {args.mode!r}; valid modes: {', '.join(MODES)}")
@@ -99,6 +108,7 @@ def parse_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None
         top_k=top_k,
         model_dir=Path(args.model_dir) if args.model_dir else None,
         cost_weight=cost_weight,
+        feedback_store=args.feedback_store or None,
     )
 
 
@@ -249,12 +259,60 @@ class Turn:
     error: str | None = None
     router: str = ""
     cost_weight: float = 0.0
-    extra: dict[str, Any] = field(default_factory=dict)
+    user_id: str | None = None
+    """Who asked (and so who rates the answer)."""
+    routing: dict[str, Any] = field(default_factory=dict)
+    """The answer's routing metadata (``decision_id``, ``user_id``, ``personalised``, ...)."""
+    rating: float | None = None
+    """The score sent for the answer (1.0 thumbs up, 0.0 down); set once, when rated."""
+    rating_note: str | None = None
+    """What the rating did, or (``rating_error``) why it failed."""
+    rating_error: str | None = None
 
     @property
     def spent(self) -> float:
         """Actual dollars if the turn was answered, else the router's estimate."""
         return self.actual_cost if self.actual_cost is not None else self.decision.est_cost
+
+    @property
+    def decision_id(self) -> str | None:
+        """The answer's id for feedback (None while nothing was answered)."""
+        return self.routing.get("decision_id") if self.answer is not None else None
+
+
+def readable(exc: BaseException) -> str:
+    """One line for a person: our errors say what and where; others get their type."""
+    return str(exc) if isinstance(exc, LLMRouterError) else f"{type(exc).__name__}: {exc}"
+
+
+def user_choices(router: Any, current: str | None = None) -> list[str]:
+    """The users the sidebar offers: the default, the current one and, for a personalised
+    router, the first `KNOWN_USERS_OFFERED` users it knows."""
+    personal = getattr(router, "personal", False)
+    known = list(router.known_users[:KNOWN_USERS_OFFERED]) if personal else []
+    return list(dict.fromkeys([DEFAULT_USER, *([current] if current else []), *known]))
+
+
+def rate(llm: RouterChatModel, turn: Turn, score: float) -> None:
+    """Send the first rating of the turn's answer to ``llm`` (later calls do nothing) and note
+    on the turn what it did, or why it failed."""
+    if turn.rating is not None or turn.decision_id is None:
+        return
+    turn.rating = score
+    try:
+        llm.feedback(turn.decision_id, score, user_id=turn.user_id)
+    except Exception as exc:  # a bad store or a forgotten answer: say so, keep the page
+        turn.rating_error = f"The rating was not recorded: {readable(exc)}"
+        return
+    thumb = "👍" if score >= 0.5 else "👎"
+    if getattr(llm.router, "personal", False):
+        turn.rating_note = f"rated {thumb} — {turn.router} will route {turn.user_id} with it"
+    else:
+        kept = "stored" if llm.feedback_store is not None else "noted"
+        turn.rating_note = (
+            f"rated {thumb} — {kept}, but {turn.router} routes everyone alike, "
+            "so it does not change the next choice"
+        )
 
 
 def largest_cost_of(turn: Turn, pool: CandidatePool, largest: str) -> float:

@@ -1,31 +1,14 @@
-"""Run an untrusted Python program in a separate, limited process (for MBPP/HumanEval scoring).
+"""Run an untrusted Python program in a separate, confined process (MBPP/HumanEval scoring).
 
-`run_python_sandboxed` writes the program into a fresh temporary directory and runs it there
-with ``python -I`` (no user site, no ``PYTHON*`` variables), a minimal environment (``HOME``
-and ``TMPDIR`` inside the directory, no API keys), stdin closed, in its own session so that a
-timeout kills the whole process group, forked grandchildren included. The directory is
-removed afterwards.
-
-This same file is the child's entry point: run as a script, it confines itself and then
-executes the program. The layers, strongest first:
-
-1. **Namespaces.** The child unshares new user and network namespaces, so it sees only a down
-   loopback and cannot reach any host, not even ``127.0.0.1``.
-2. **Landlock** (Linux 5.13+). Writing, creating, renaming or deleting files is allowed only
-   inside the temporary directory (and ``/dev/null``); newer kernels also get TCP connect and
-   bind denied and signals to outside processes blocked.
-3. **Resource limits** (``setrlimit``): address space (``memory_mb``), CPU seconds, file size
-   (which also caps the captured output), open files, no core dumps. The wall-clock limit is
-   enforced by the parent.
-4. **A guard** patched into the interpreter before the program runs: deleting, renaming,
-   truncating, chmod and ``open()`` for writing work only inside the temporary directory (so
-   `tempfile` still works); killing, forking, exec/spawn/system, ``subprocess.Popen``, chown,
-   ``exit``/``quit`` and socket creation raise `PermissionError`; ``putenv`` is a no-op.
-
-Layers 1 and 2 are used when the kernel allows them and silently skipped when it does not.
-The guard is a safety net against accidents (a solution that "cleans up" with
-``shutil.rmtree``), **not a security boundary**: Python code can get around it, for example
-through `ctypes`. The namespaces, Landlock and the resource limits are the real limits.
+`run_python_sandboxed` runs a program with ``python -I`` and returns a `SandboxResult`. Where
+bubblewrap (``bwrap``) works, the process gets new user, PID, network, IPC, UTS and mount
+namespaces, sees only the system libraries and this Python installation (read-only) plus a
+size-limited tmpfs as its directory, and everything it started dies with the run. Elsewhere a
+weaker fallback (user + network namespaces, Landlock, rlimits) runs it, with a
+`SandboxFallbackWarning`. Both add resource limits, a wall-clock timeout and a Python-level
+guard. `sandbox_backend` tells which is used; the ``LLMROUTER_SANDBOX`` variable (``auto``,
+``bubblewrap``, ``landlock``) requires one. Details: docs/howto/data-pipeline.md, "The code
+sandbox".
 """
 
 from __future__ import annotations
@@ -38,48 +21,66 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import warnings
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import IO, Literal
 
-__all__ = ["SandboxResult", "run_python_sandboxed"]
+from langchain_llmrouter.evaluation.code_sandbox_bwrap import SANDBOX_DIR, bubblewrap, bwrap_command
+from langchain_llmrouter.evaluation.code_sandbox_child import READY, landlock_abi
+
+__all__ = [
+    "SANDBOX_ENV_VAR",
+    "SandboxBackend",
+    "SandboxChoice",
+    "SandboxFallbackWarning",
+    "SandboxResult",
+    "run_python_sandboxed",
+    "sandbox_backend",
+]
+
+SandboxBackend = Literal["bubblewrap", "landlock", "none"]
+"""What confined a program: bubblewrap, or the fallback with Landlock or without it."""
+SandboxChoice = Literal["auto", "bubblewrap", "landlock"]
+"""``auto``: bubblewrap when it works, else the fallback; ``bubblewrap``: bubblewrap or an
+``"error"`` result; ``landlock``: always the fallback."""
+SANDBOX_ENV_VAR = "LLMROUTER_SANDBOX"
+"""The environment variable holding the default `SandboxChoice`."""
 
 _OUTPUT_TAIL_CHARS = 2000
-_MAX_FILE_BYTES = 16 * 2**20
-"""RLIMIT_FSIZE: the largest file the program may write, its captured output included."""
-_MAX_OPEN_FILES = 256
-_SETUP_FAILED = 121
-"""The child's exit status when it could not confine itself (reported as ``"error"``)."""
-_SETUP_MARKER = "code sandbox setup failed:"
 _PROGRAM_NAME = "program.py"
+_CHILD_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "code_sandbox_child.py")
+_Status = Literal["passed", "failed", "timeout", "error"]
+_FALLBACK_GAPS = (
+    "reading files outside its directory, changing their mode or times (chmod/utime through "
+    "ctypes), connecting to Unix sockets by path, leaving setsid'd grandchildren running "
+    "after the timeout, or filling the disk (only each file's size is limited)"
+)
+_fallback_warned = False
+_warn_lock = threading.Lock()
 
-# Linux constants (<sched.h>, <linux/landlock.h>, <linux/prctl.h>); the syscall numbers are
-# the same on every architecture that has Landlock.
-_CLONE_NEWUSER = 0x10000000
-_CLONE_NEWNET = 0x40000000
-_SYS_LANDLOCK_CREATE_RULESET, _SYS_LANDLOCK_ADD_RULE, _SYS_LANDLOCK_RESTRICT_SELF = 444, 445, 446
-_LANDLOCK_RULE_PATH_BENEATH = 1
-_PR_SET_NO_NEW_PRIVS = 38
-_FS_WRITE_FILE = 1 << 1
-_FS_MODIFY = sum(1 << bit for bit in (1, *range(4, 13)))  # write, remove, make (not read/exec)
-_FS_REFER, _FS_TRUNCATE = 1 << 13, 1 << 14
-_NET_BIND_CONNECT_TCP = 0b11
-_SCOPE_ABSTRACT_UNIX_AND_SIGNAL = 0b11
+
+class SandboxFallbackWarning(RuntimeWarning):
+    """Generated code runs in the weaker fallback sandbox, not under bubblewrap."""
 
 
 @dataclass(frozen=True)
 class SandboxResult:
     """What happened to a sandboxed program."""
 
-    status: Literal["passed", "failed", "timeout", "error"]
+    status: _Status
     """``passed``: exit status 0; ``failed``: any other exit (exception, assertion, memory,
-    signal); ``timeout``: killed at the wall-clock or CPU limit; ``error``: could not run."""
+    disk, signal); ``timeout``: killed at the wall-clock or CPU limit; ``error``: could not
+    run."""
     returncode: int | None
     """The exit status (negative: killed by that signal); None when it never started."""
     output: str
     """The last ~2,000 characters of stdout and stderr, interleaved."""
     duration_s: float
     """Wall-clock seconds, process start-up included."""
+    sandbox: SandboxBackend = "none"
+    """The sandbox it ran in (see `sandbox_backend`)."""
 
     @property
     def passed(self) -> bool:
@@ -87,50 +88,124 @@ class SandboxResult:
         return self.status == "passed"
 
 
+def _resolve(choice: str | None) -> SandboxChoice:
+    value = (os.environ.get(SANDBOX_ENV_VAR, "") if choice is None else choice).strip().lower()
+    if value in ("", "auto"):
+        return "auto"
+    if value == "bubblewrap":
+        return "bubblewrap"
+    if value == "landlock":
+        return "landlock"
+    raise ValueError(
+        f"unknown code sandbox {value!r} (from {SANDBOX_ENV_VAR} or sandbox=); "
+        "expected 'auto', 'bubblewrap' or 'landlock'"
+    )
+
+
+def sandbox_backend(choice: SandboxChoice | None = None) -> SandboxBackend:
+    """The sandbox `run_python_sandboxed` uses here (bubblewrap is probed once per process).
+
+    Args:
+        choice: What to use; None reads ``LLMROUTER_SANDBOX`` (default ``auto``).
+
+    Returns:
+        ``"bubblewrap"``, or for the fallback ``"landlock"`` (Linux 5.13+) or ``"none"``.
+
+    Raises:
+        ValueError: If the choice is unknown.
+        RuntimeError: If bubblewrap is required but cannot be used; the message says why.
+    """
+    resolved = _resolve(choice)
+    if resolved != "landlock":
+        found = bubblewrap()
+        if found.path is not None:
+            return "bubblewrap"
+        if resolved == "bubblewrap":
+            raise RuntimeError(f"the code sandbox requires bubblewrap, but {found.reason}")
+    return "landlock" if landlock_abi() >= 1 else "none"
+
+
 def run_python_sandboxed(
-    program: str, *, timeout_s: float = 10.0, memory_mb: int = 1024
+    program: str,
+    *,
+    timeout_s: float = 10.0,
+    memory_mb: int = 1024,
+    disk_mb: int = 64,
+    sandbox: SandboxChoice | None = None,
 ) -> SandboxResult:
     """Run a Python program in a fresh, confined ``python -I`` process.
 
     Args:
-        program: The source code, run as ``__main__`` from a file in a new temporary
-            directory (also its working directory).
+        program: The source code, run as ``__main__`` from a file in a new, empty directory
+            (also its working directory, ``HOME`` and ``TMPDIR``).
         timeout_s: Wall-clock limit in seconds; the CPU limit is this rounded up.
         memory_mb: Address-space limit of the process in MiB.
+        disk_mb: Size of the directory (a tmpfs) in MiB under bubblewrap. The fallback only
+            limits each file to 16 MiB.
+        sandbox: Which sandbox to use (see `SandboxChoice`); None reads ``LLMROUTER_SANDBOX``.
 
     Returns:
-        The outcome. Never raises for anything the program does.
+        The outcome; ``"error"`` when the sandbox could not run it (bubblewrap required but
+        unusable, or the child could not confine itself). Never raises for anything the
+        program does.
 
     Raises:
-        ValueError: If a limit is not positive.
+        ValueError: If a limit is not positive or the sandbox choice is unknown.
     """
-    if not timeout_s > 0 or memory_mb <= 0:
-        raise ValueError(f"timeout_s and memory_mb must be positive, got {timeout_s}, {memory_mb}")
+    if not timeout_s > 0 or memory_mb <= 0 or disk_mb <= 0:
+        raise ValueError(
+            "timeout_s, memory_mb and disk_mb must be positive, "
+            f"got {timeout_s}, {memory_mb}, {disk_mb}"
+        )
+    resolved = _resolve(sandbox)
+    try:
+        backend = sandbox_backend(resolved)
+    except RuntimeError as exc:
+        return SandboxResult("error", None, str(exc), 0.0, "none")
+    cpu_s = str(max(1, math.ceil(timeout_s)))
+    if backend == "bubblewrap":
+        child_args = [_PROGRAM_NAME, str(memory_mb), cpu_s, backend]
+        return _run_bubblewrap(program, timeout_s, child_args, disk_mb)
+    _warn_fallback(f"{SANDBOX_ENV_VAR}=landlock" if resolved == "landlock" else bubblewrap().reason)
     start = time.monotonic()
     try:
         workdir = os.path.realpath(tempfile.mkdtemp(prefix="llmrouter-sandbox-"))
     except OSError as exc:
-        return SandboxResult("error", None, f"cannot create a temporary directory: {exc}", 0.0)
+        message = f"cannot create a temporary directory: {exc}"
+        return SandboxResult("error", None, message, 0.0, backend)
     try:
-        return _run(workdir, program, timeout_s, memory_mb, start)
+        try:  # "replace": a lone surrogate must not stop the run
+            with open(
+                os.path.join(workdir, _PROGRAM_NAME), "w", encoding="utf-8", errors="replace"
+            ) as fh:
+                fh.write(program)
+        except OSError as exc:
+            return SandboxResult("error", None, f"cannot write the program: {exc}", 0.0, backend)
+        command = [sys.executable, "-I", "-B", "-X", "utf8", _CHILD_SCRIPT, workdir]
+        command += [_PROGRAM_NAME, str(memory_mb), cpu_s, "fallback"]
+        return _execute(command, workdir, _environment(workdir), None, timeout_s, start, backend)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def _run(
-    workdir: str, program: str, timeout_s: float, memory_mb: int, start: float
-) -> SandboxResult:
-    try:  # "replace": a lone surrogate must not stop the run
-        with open(
-            os.path.join(workdir, _PROGRAM_NAME), "w", encoding="utf-8", errors="replace"
-        ) as fh:
-            fh.write(program)
-    except OSError as exc:
-        return SandboxResult("error", None, f"cannot write the program: {exc}", 0.0)
-    cpu_s = max(1, math.ceil(timeout_s))
-    command = [sys.executable, "-I", "-B", "-X", "utf8", os.path.abspath(__file__)]
-    command += [workdir, _PROGRAM_NAME, str(memory_mb), str(cpu_s)]
-    env = {
+def _warn_fallback(reason: str) -> None:
+    global _fallback_warned
+    with _warn_lock:
+        if _fallback_warned:
+            return
+        _fallback_warned = True
+    warnings.warn(
+        f"the code sandbox runs generated code without bubblewrap ({reason}), under the "
+        f"Landlock + rlimits fallback, which does not stop it from {_FALLBACK_GAPS}. "
+        "Install bubblewrap (apt-get install bubblewrap) and let it create user namespaces "
+        "for the full sandbox.",
+        SandboxFallbackWarning,
+        stacklevel=3,
+    )
+
+
+def _environment(workdir: str) -> dict[str, str]:
+    return {
         "PATH": os.defpath,
         "HOME": workdir,
         "TMPDIR": workdir,
@@ -140,42 +215,92 @@ def _run(
         "OPENBLAS_NUM_THREADS": "1",
         "MKL_NUM_THREADS": "1",
     }
+
+
+def _run_bubblewrap(
+    program: str, timeout_s: float, child_args: list[str], disk_mb: int
+) -> SandboxResult:
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as source:  # bwrap copies the program from it into the tmpfs
+        source.write(program.encode("utf-8", errors="replace"))
+        source.flush()
+        source.seek(0)
+        command = bwrap_command(
+            bubblewrap(),
+            program_fd=source.fileno(),
+            child_script=_CHILD_SCRIPT,
+            child_args=child_args,
+            disk_mb=disk_mb,
+        )
+        env = _environment(SANDBOX_DIR)
+        return _execute(command, None, env, source.fileno(), timeout_s, start, "bubblewrap")
+
+
+def _execute(
+    command: list[str],
+    cwd: str | None,
+    env: dict[str, str],
+    source_fd: int | None,
+    timeout_s: float,
+    start: float,
+    backend: SandboxBackend,
+) -> SandboxResult:
+    # The child writes to this pipe once it is confined, just before the program runs, and
+    # closes it: without that report the sandbox failed ("error"), whatever the output says.
+    ready_read, ready_write = os.pipe()
+    command = [*command, str(ready_write)]
+    pass_fds = (ready_write,) if source_fd is None else (ready_write, source_fd)
     # An anonymous file, not a pipe: nothing can fill up and block, and RLIMIT_FSIZE caps it.
     with tempfile.TemporaryFile() as out:
         try:
-            proc = subprocess.Popen(
-                command,
-                cwd=workdir,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-                close_fds=True,
-            )
-        except (OSError, ValueError) as exc:
-            message = f"cannot start {sys.executable!r}: {exc}"
-            return SandboxResult("error", None, message, time.monotonic() - start)
-        timed_out = False
-        try:
-            proc.wait(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
+            try:
+                proc = subprocess.Popen(
+                    command,
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                    pass_fds=pass_fds,
+                )
+            except (OSError, ValueError) as exc:
+                message = f"cannot start {command[0]!r}: {exc}"
+                return SandboxResult("error", None, message, time.monotonic() - start, backend)
+            finally:
+                os.close(ready_write)
+            timed_out = False
+            try:
+                proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                # Ends whatever the program left in its group; under bubblewrap, killing bwrap
+                # also ends its PID namespace, setsid'd grandchildren included.
+                _kill_group(proc.pid)
+                returncode = proc.wait()
+            os.set_blocking(ready_read, False)
+            try:
+                ready = os.read(ready_read, 16) == READY
+            except OSError:  # nothing written
+                ready = False
         finally:
-            # Also ends whatever the program left running in its group.
-            _kill_group(proc.pid)
-            returncode = proc.wait()
+            os.close(ready_read)
         duration = time.monotonic() - start
         output = _tail(out)
+    if backend == "bubblewrap" and returncode > 128 and not timed_out:
+        returncode = 128 - returncode  # bwrap reports "killed by signal N" as 128 + N
+    status: _Status
     if timed_out or returncode == -signal.SIGXCPU:
-        status: Literal["passed", "failed", "timeout", "error"] = "timeout"
+        status = "timeout"
+    elif not ready:
+        status = "error"
     elif returncode == 0:
         status = "passed"
-    elif returncode == _SETUP_FAILED and _SETUP_MARKER in output:
-        status = "error"
     else:
         status = "failed"
-    return SandboxResult(status, returncode, output, duration)
+    return SandboxResult(status, returncode, output, duration, backend)
 
 
 def _kill_group(pgid: int) -> None:
@@ -183,225 +308,9 @@ def _kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
-def _tail(file: Any) -> str:
+def _tail(file: IO[bytes]) -> str:
     file.seek(0, os.SEEK_END)
     size = file.tell()
     file.seek(max(0, size - 4 * _OUTPUT_TAIL_CHARS))  # 4 bytes per character at most
-    text: str = file.read().decode("utf-8", errors="replace")
+    text = file.read().decode("utf-8", errors="replace")
     return text[-_OUTPUT_TAIL_CHARS:]
-
-
-# --- the child side: runs in the sandboxed process, before the program --------------------
-
-
-def _libc() -> Any:
-    import ctypes
-
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.syscall.restype = ctypes.c_long
-    return libc
-
-
-def _isolate_network() -> None:
-    """Enter new user + network namespaces (just a network one if user ones are refused)."""
-    if not sys.platform.startswith("linux"):
-        return
-    unshare = getattr(_libc(), "unshare", None)
-    if unshare is None:
-        return
-    for flags in (_CLONE_NEWUSER | _CLONE_NEWNET, _CLONE_NEWNET):
-        if unshare(flags) == 0:
-            return
-
-
-def _landlock_abi() -> int:
-    """The kernel's Landlock ABI version, 0 when Landlock is unavailable."""
-    import ctypes
-
-    if not sys.platform.startswith("linux"):
-        return 0  # the syscall numbers mean something else elsewhere
-    version = _libc().syscall(
-        ctypes.c_long(_SYS_LANDLOCK_CREATE_RULESET), None, ctypes.c_size_t(0), ctypes.c_uint32(1)
-    )
-    return max(0, int(version))
-
-
-def _restrict_filesystem(workdir: str) -> None:
-    """Allow file modifications only beneath ``workdir`` (Landlock), when the kernel can."""
-    import ctypes
-
-    abi = _landlock_abi()
-    if abi < 1:
-        return
-    libc = _libc()
-
-    class RulesetAttr(ctypes.Structure):
-        _fields_ = [("fs", ctypes.c_uint64), ("net", ctypes.c_uint64), ("scoped", ctypes.c_uint64)]
-
-    class PathBeneath(ctypes.Structure):
-        _pack_ = 1
-        _fields_ = [("allowed", ctypes.c_uint64), ("parent_fd", ctypes.c_int32)]
-
-    fs = _FS_MODIFY | (_FS_REFER if abi >= 2 else 0) | (_FS_TRUNCATE if abi >= 3 else 0)
-    attr = RulesetAttr(
-        fs,
-        _NET_BIND_CONNECT_TCP if abi >= 4 else 0,
-        _SCOPE_ABSTRACT_UNIX_AND_SIGNAL if abi >= 6 else 0,
-    )
-    size = 8 if abi < 4 else 16 if abi < 6 else 24  # the struct grew with the ABI
-
-    def check(result: int, what: str) -> int:
-        if result < 0:
-            errno = ctypes.get_errno()
-            raise OSError(errno, f"landlock {what}: {os.strerror(errno)}")
-        return result
-
-    def syscall(number: int, *args: Any) -> int:
-        longs = [ctypes.c_long(a) if isinstance(a, int) else a for a in args]
-        return int(libc.syscall(ctypes.c_long(number), *longs))
-
-    ruleset = check(
-        syscall(_SYS_LANDLOCK_CREATE_RULESET, ctypes.byref(attr), size, 0), "create_ruleset"
-    )
-    try:
-        for path, allowed in ((workdir, fs), ("/dev/null", fs & (_FS_WRITE_FILE | _FS_TRUNCATE))):
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
-            try:
-                rule = PathBeneath(allowed, fd)
-                check(
-                    syscall(
-                        _SYS_LANDLOCK_ADD_RULE,
-                        ruleset,
-                        _LANDLOCK_RULE_PATH_BENEATH,
-                        ctypes.byref(rule),
-                        0,
-                    ),
-                    f"add_rule {path}",
-                )
-            finally:
-                os.close(fd)
-        check(libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "no_new_privs")  # Landlock needs it
-        check(syscall(_SYS_LANDLOCK_RESTRICT_SELF, ruleset, 0), "restrict_self")
-    finally:
-        os.close(ruleset)
-
-
-def _set_limits(memory_mb: int, cpu_s: int) -> None:
-    import resource
-
-    limits = [
-        (resource.RLIMIT_AS, memory_mb * 2**20, memory_mb * 2**20),
-        (resource.RLIMIT_CPU, cpu_s, cpu_s + 1),  # SIGXCPU at the soft limit, SIGKILL at the hard
-        (resource.RLIMIT_FSIZE, _MAX_FILE_BYTES, _MAX_FILE_BYTES),
-        (resource.RLIMIT_NOFILE, _MAX_OPEN_FILES, _MAX_OPEN_FILES),
-        (resource.RLIMIT_CORE, 0, 0),
-    ]
-    for kind, soft, hard in limits:
-        current_hard = resource.getrlimit(kind)[1]
-        if current_hard != resource.RLIM_INFINITY:  # a limit can only be lowered
-            hard = min(hard, current_hard)
-        resource.setrlimit(kind, (min(soft, hard), hard))
-
-
-def _install_guard(workdir: str) -> None:
-    """Patch the interpreter so that accidents stay inside ``workdir`` (a safety net only)."""
-    import _socket
-    import builtins
-    import io
-    import posix
-    import socket
-
-    def inside(path: Any, dir_fd: int | None = None) -> bool:
-        if isinstance(path, int):
-            return True  # an already open descriptor
-        text = os.fsdecode(os.fspath(path))
-        if dir_fd is not None and not os.path.isabs(text):  # shutil.rmtree works this way
-            text = os.path.join(os.readlink(f"/proc/self/fd/{dir_fd}"), text)
-        real = os.path.realpath(text)
-        return real in (workdir, os.devnull) or real.startswith(workdir + os.sep)
-
-    def deny(name: str) -> Any:
-        def denied(*args: Any, **kwargs: Any) -> Any:
-            raise PermissionError(f"{name} is disabled in the code sandbox")
-
-        return denied
-
-    def confine(name: str, function: Any, n_paths: int) -> Any:
-        """``function`` for paths inside ``workdir`` only (so `tempfile` keeps working)."""
-
-        def confined(*args: Any, **kwargs: Any) -> Any:
-            fds = [kwargs.get(key, kwargs.get("dir_fd")) for key in ("src_dir_fd", "dst_dir_fd")]
-            for path, fd in zip(args[:n_paths], fds, strict=False):
-                if not inside(path, fd):
-                    raise PermissionError(f"{name} outside the code sandbox is disabled: {path!r}")
-            return function(*args, **kwargs)
-
-        return confined
-
-    confined_names = {"remove": 1, "unlink": 1, "rmdir": 1, "removedirs": 1, "truncate": 1}
-    confined_names |= {"rename": 2, "renames": 2, "replace": 2, "chmod": 1, "lchmod": 1}
-    denied_names = [
-        *("kill", "killpg", "fork", "forkpty", "system", "popen", "posix_spawn", "posix_spawnp"),
-        *("execl", "execle", "execlp", "execlpe", "execv", "execve", "execvp", "execvpe"),
-        *("spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve", "spawnvp", "spawnvpe"),
-        *("chown", "fchown", "lchown", "fchmod", "chroot"),
-    ]
-    for module in (os, posix):  # `posix` holds the originals that `os` re-exports
-        for name, n_paths in confined_names.items():
-            if hasattr(module, name):
-                setattr(module, name, confine(f"os.{name}()", getattr(module, name), n_paths))
-        for name in denied_names:
-            if hasattr(module, name):
-                setattr(module, name, deny(f"os.{name}()"))
-        # No-ops rather than errors: numpy sets variables at import; os.environ still changes.
-        for name in ("putenv", "unsetenv"):
-            setattr(module, name, lambda *args: None)
-    shutil.rmtree = confine("shutil.rmtree()", shutil.rmtree, 1)
-    shutil.move = confine("shutil.move()", shutil.move, 2)
-    shutil.chown = deny("shutil.chown()")
-    subprocess.Popen = deny("subprocess.Popen()")  # type: ignore[misc]
-    builtins.exit = builtins.quit = deny("exit()")  # programs must not skip the tests
-    for module in (socket, _socket):
-        for name in ("socket", "socketpair", "fromfd", "create_connection", "create_server"):
-            if hasattr(module, name):
-                setattr(module, name, deny(f"socket.{name}()"))
-
-    real_open, real_os_open = io.open, os.open
-    write_flags = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
-
-    def guarded_open(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
-        if any(flag in str(mode) for flag in "wax+") and not inside(file):
-            raise PermissionError(f"writing outside the code sandbox is disabled: {file!r}")
-        return real_open(file, mode, *args, **kwargs)
-
-    def guarded_os_open(path: Any, flags: int, mode: int = 0o777, *, dir_fd: Any = None) -> int:
-        if flags & write_flags and not inside(path, dir_fd):
-            raise PermissionError(f"writing outside the code sandbox is disabled: {path!r}")
-        return real_os_open(path, flags, mode, dir_fd=dir_fd)
-
-    builtins.open = io.open = guarded_open
-    os.open = posix.open = guarded_os_open
-
-
-def _child_main(argv: list[str]) -> None:
-    """Confine this process, then run the program (``argv``: dir, file, memory MiB, CPU s)."""
-    workdir, program_name, memory_mb, cpu_s = argv[1], argv[2], int(argv[3]), int(argv[4])
-    path = os.path.join(workdir, program_name)
-    try:
-        _isolate_network()
-        _restrict_filesystem(workdir)
-        _set_limits(memory_mb, cpu_s)
-        with open(path, encoding="utf-8") as fh:
-            source = fh.read()
-    except Exception as exc:  # report "could not run", distinct from a failing program
-        sys.stderr.write(f"{_SETUP_MARKER} {type(exc).__name__}: {exc}\n")
-        sys.stderr.flush()
-        os._exit(_SETUP_FAILED)
-    code = compile(source, path, "exec")  # a SyntaxError is the program's failure
-    _install_guard(workdir)
-    sys.argv = [path]
-    exec(code, {"__name__": "__main__", "__file__": path, "__builtins__": __builtins__})
-
-
-if __name__ == "__main__":
-    _child_main(sys.argv)

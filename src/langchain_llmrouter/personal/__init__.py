@@ -1,10 +1,14 @@
-"""Personalised routing data: per-user interactions, their file formats, simulated users.
+"""Personalised routing: per-user interactions, simulated users, the router contract, feedback.
 
 `langchain_llmrouter.personal.interactions` holds the `Interaction` record and the readers and
-writers of GMTRouter's JSONL and PersonalizedRouter's CSV;
-`langchain_llmrouter.personal.simulate` turns routing data with per-model scores into
-simulated users' ratings and splits users for the new-user evaluation.
+writers of GMTRouter's JSONL and PersonalizedRouter's CSV; `.simulate` turns routing data with
+per-model scores into simulated users' ratings; `.router` is the `PersonalRouter` contract;
+`.feedback` the `FeedbackStore` (SQLAlchemy) and `.online` the `FeedbackLoop` that folds
+ratings into users' states; `.evaluate` measures personalised routers.
 """
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
 from langchain_llmrouter.personal.interactions import (
     Exchange,
@@ -20,11 +24,34 @@ from langchain_llmrouter.personal.simulate import (
     make_population,
     simulate_users,
     split_users,
+    task_clusters,
 )
+
+if TYPE_CHECKING:
+    from langchain_llmrouter.personal.feedback import FeedbackStore
+    from langchain_llmrouter.personal.online import FeedbackLoop
+    from langchain_llmrouter.personal.router import PersonalRouter
+
+# Loaded on first use: the store imports SQLAlchemy, the contract the router base.
+_LAZY = {
+    "FeedbackStore": "langchain_llmrouter.personal.feedback",
+    "FeedbackLoop": "langchain_llmrouter.personal.online",
+    "PersonalRouter": "langchain_llmrouter.personal.router",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "Exchange",
+    "FeedbackLoop",
+    "FeedbackStore",
     "Interaction",
+    "PersonalRouter",
     "SimulationConfig",
     "UserPopulation",
     "UserSplit",
@@ -33,5 +60,6 @@ __all__ = [
     "read_personalized_csv",
     "simulate_users",
     "split_users",
+    "task_clusters",
     "write_gmt_jsonl",
 ]

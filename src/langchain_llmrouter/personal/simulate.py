@@ -223,6 +223,13 @@ def _clusters(
     return [f"cluster{label}" for label in labels]
 
 
+def task_clusters(dataset: RoutingDataset, *, n_clusters: int = 8, seed: int = 0) -> list[str]:
+    """The task cluster of each query as the simulation draws them: the data's task names,
+    else k-means over the candidates' score profiles. Pass them as ``clusters=`` to simulate
+    the same users over parts of the data."""
+    return _clusters(dataset, n_clusters, None, seed)
+
+
 def _norm_cost(cost: np.ndarray) -> np.ndarray:
     """Cost min–max normalised over each query's candidates (0 where they all cost the same)."""
     with np.errstate(invalid="ignore"):

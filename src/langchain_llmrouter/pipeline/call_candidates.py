@@ -9,7 +9,8 @@ from the response's ``usage_metadata`` and dollars from the candidate's prices. 
 appended as they arrive (see `langchain_llmrouter.pipeline.store`), so a killed run resumes
 without calling a finished pair again, and a failed call is recorded and retried by the next
 run rather than scored as wrong. ``--max-cost`` stops launching calls before the recorded
-spend could pass it. At the end the query embeddings are written as safetensors.
+spend, plus the worst case of calls a kill left in flight (`pipeline.journal`), could pass
+it. At the end the query embeddings are written as safetensors.
 
 Run: ``llmrouter pipeline call-candidates --config CONFIG`` (from a checkout also
 ``python -m data_pipeline.call_candidates --config CONFIG``).
@@ -21,10 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
+import logging
 import os
 import random
 import sys
 import time
+import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +71,8 @@ _PAID_FIELDS = (
 )
 """What a paid call adds to a routing row, after the score (in this order)."""
 
+logger = logging.getLogger(__name__)
+
 
 # --- what a run did ------------------------------------------------------------------------
 
@@ -89,6 +95,14 @@ class CallSummary:
     """Paid responses of earlier runs scored now without calling again."""
     spent: float = 0.0
     """Dollars recorded in the routing files (all runs)."""
+    in_flight_found: int = 0
+    """Calls the last run had in flight when it was killed (read from the journals at start)."""
+    in_flight_found_cost: float = 0.0
+    """Their worst-case dollars (prompt and ``max_tokens`` at the candidate's prices)."""
+    lost_calls: int = 0
+    """Calls lost in flight by all interrupted runs (the journals' tally)."""
+    lost_cost: float = 0.0
+    """Their worst-case dollars, which ``max_cost`` counts as spent."""
     stopped_at_max_cost: bool = False
     """Whether ``max_cost`` stopped the run with pairs left."""
     elapsed_s: float = 0.0
@@ -240,6 +254,8 @@ class _Run:
         self.scorer = scorer
         self.reserved = 0.0
         self.rng = random.Random(config.queries.random_seed)
+        self.request_ids = (f"{uuid.uuid4().hex[:12]}-{n}" for n in itertools.count())
+        self.lost_cost = sum(store.inflight.lost_cost for store in stores.values())
         limiters = rate_limiters(pool, models, config.calls.requests_per_second)
         self.callers = {
             name: Caller(
@@ -276,16 +292,23 @@ class _Run:
         candidate = self.pool[job.model]
         messages = render_messages(job.row)
         estimate = worst_case_cost(candidate, messages, self.config.calls.max_tokens)
-        if self.max_cost is not None and self.spent() + self.reserved + estimate > self.max_cost:
+        committed = self.spent() + self.lost_cost + self.reserved
+        if self.max_cost is not None and committed + estimate > self.max_cost:
             self.stop = True
             self.summary.stopped_at_max_cost = True
             return
         self.reserved += estimate
+        request_id = next(self.request_ids)
+        pair = (query_key(job.row), job.model)
+
+        def journal_start() -> None:
+            store.inflight.start(request_id, pair, estimate)
+
         try:
-            message, latency, attempts = await self.callers[job.model](messages)
+            message, latency, attempts = await self.callers[job.model](messages, journal_start)
         except Exception as exc:
             self.reserved -= estimate
-            self._record_failure(job, "call", exc)
+            self._record_failure(job, "call", exc, request_id=request_id)
             return
         self.reserved -= estimate
         self.summary.calls += 1
@@ -303,14 +326,16 @@ class _Run:
         }
         if estimated:
             paid["usage_estimated"] = True
-        await self._score_and_store(job, paid, rescoring=False)
+        await self._score_and_store(job, paid, rescoring=False, request_id=request_id)
 
-    async def _score_and_store(self, job: _Job, paid: dict[str, Any], *, rescoring: bool) -> None:
+    async def _score_and_store(
+        self, job: _Job, paid: dict[str, Any], *, rescoring: bool, request_id: str | None = None
+    ) -> None:
         base = self.base_row(job)
         try:
             performance = await self.scorer.score(str(paid["response"]), {**job.row, **base})
         except Exception as exc:
-            self._record_failure(job, "score", exc, paid=paid)
+            self._record_failure(job, "score", exc, paid=paid, request_id=request_id)
             return
         row = {
             **base,
@@ -320,12 +345,20 @@ class _Run:
             **{key: paid[key] for key in _PAID_FIELDS if key in paid},
         }
         self.stores[job.split].add(row)
+        if request_id is not None:
+            self.stores[job.split].inflight.end(request_id)
         self.summary.rescored += rescoring
         self.summary.done += 1
         self.progress.update(self.spent())
 
     def _record_failure(
-        self, job: _Job, stage: str, exc: BaseException, *, paid: dict[str, Any] | None = None
+        self,
+        job: _Job,
+        stage: str,
+        exc: BaseException,
+        *,
+        paid: dict[str, Any] | None = None,
+        request_id: str | None = None,
     ) -> None:
         record = {
             **(paid or self.base_row(job)),
@@ -333,7 +366,12 @@ class _Run:
             "error": f"{type(exc).__name__}: {exc}"[:2000],
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
-        self.stores[job.split].add_failure(record)
+        store = self.stores[job.split]
+        if request_id is not None and request_id in store.inflight.open_calls:
+            record["request_id"] = request_id  # ties the journal entry to this record
+        store.add_failure(record)
+        if request_id is not None:
+            store.inflight.end(request_id)
         self.summary.failed += 1
         kind = f"{stage} failed: {error_label(exc)}"
         self.summary.errors[kind] = self.summary.errors.get(kind, 0) + 1
@@ -399,6 +437,7 @@ async def acall_candidates(
                     else:
                         jobs.append(_Job(split, row, model))
         summary.done = summary.done_before
+        _note_lost_calls(stores, summary)
         bar = _Progress(summary.total, summary.done_before, progress)
         run = _Run(config, pool, models, stores, ids, max_cost, summary, bar, scorer)
         started = time.perf_counter()
@@ -418,6 +457,24 @@ async def acall_candidates(
         for store in stores.values():
             store.close()
     return summary
+
+
+def _note_lost_calls(stores: Mapping[Split, SplitStore], summary: CallSummary) -> None:
+    """Put what the journals say about calls lost in flight in the summary, and log it."""
+    for store in stores.values():
+        journal = store.inflight
+        summary.in_flight_found += len(journal.found)
+        summary.in_flight_found_cost += journal.found_cost
+        summary.lost_calls += journal.lost_calls
+        summary.lost_cost += journal.lost_cost
+    if summary.in_flight_found:
+        logger.warning(
+            "the last run was killed with %d calls in flight (worst case $%.4f); they may have "
+            "been paid for and are called again; --max-cost counts $%.4f lost over all runs",
+            summary.in_flight_found,
+            summary.in_flight_found_cost,
+            summary.lost_cost,
+        )
 
 
 def call_candidates(config: PipelineConfig, **kwargs: Any) -> CallSummary:
@@ -465,6 +522,12 @@ def format_report(summary: CallSummary) -> str:
         f"{summary.calls} called now at {rate:.1f} calls/s, {summary.rescored} re-scored)",
         f"spent: ${summary.spent:.4f} recorded in the routing files",
     ]
+    if summary.lost_calls:
+        lines.append(
+            f"lost in flight: {summary.in_flight_found} calls at the last kill "
+            f"(worst case ${summary.in_flight_found_cost:.4f}); {summary.lost_calls} over all "
+            f"runs (worst case ${summary.lost_cost:.4f}, counted against --max-cost)"
+        )
     if summary.errors:
         lines.append(
             "errors: " + ", ".join(f"{k} × {v}" for k, v in sorted(summary.errors.items()))

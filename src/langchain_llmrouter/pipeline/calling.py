@@ -65,13 +65,18 @@ class Caller:
     rng: random.Random
     on_retry: Callable[[BaseException], None]
 
-    async def __call__(self, messages: list[BaseMessage]) -> tuple[AIMessage, float, int]:
-        """The answer, the latency of the successful attempt, and the attempts made."""
+    async def __call__(
+        self, messages: list[BaseMessage], before_send: Callable[[], None] | None = None
+    ) -> tuple[AIMessage, float, int]:
+        """The answer, the latency of the successful attempt, and the attempts made;
+        ``before_send`` runs once, after the rate limiter and just before the first send."""
         attempt = 0
         while True:
             attempt += 1
             if self.limiter is not None:
                 await self.limiter.aacquire()
+            if attempt == 1 and before_send is not None:
+                before_send()
             started = time.perf_counter()
             try:
                 message = await self.model.ainvoke(messages)

@@ -8,8 +8,8 @@ Each split has two append-only JSONL files:
   Failed pairs are not in the routing file, so the next run calls them again. A failure
   in *scoring* keeps the paid response, so the next run re-scores it without calling.
 
-Rows are written one line at a time and flushed as they arrive, so a killed run loses only
-the calls in flight. A line cut short by the kill is removed when the file is next opened.
+Rows are flushed one line at a time as they arrive, so a killed run loses only the calls in
+flight (journalled: `langchain_llmrouter.pipeline.journal`); a line it cut short is dropped.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from langchain_llmrouter.pipeline._io import dumps_row, iter_jsonl, write_atomic
+from langchain_llmrouter.pipeline.journal import InflightJournal, journal_path
 
 PairKey = tuple[str, str]
 """(query key, candidate name)."""
@@ -60,6 +61,9 @@ class SplitStore:
         """Pairs whose paid response failed to score, with that response."""
         self.spent = 0.0
         """Dollars of the finished rows plus the paid-but-unscored responses."""
+        self.inflight = InflightJournal(journal_path(routing_path))
+        """Calls sent and not yet written, and those earlier kills lost."""
+        self._failed_ids: set[str] = set()
         self._rows: IO[str] | None = None
         self._failures: IO[str] | None = None
 
@@ -71,6 +75,8 @@ class SplitStore:
                 self.done.setdefault(pair_key(row), row)
         if self.failures_path.exists():
             for _, record in iter_jsonl(self.failures_path, repair_tail=True):
+                if record.get("request_id") is not None:
+                    self._failed_ids.add(str(record["request_id"]))
                 key = pair_key(record)
                 if record.get("stage") == "score" and record.get("response") is not None:
                     self.unscored[key] = record
@@ -79,16 +85,25 @@ class SplitStore:
         for key in self.done:
             self.unscored.pop(key, None)
         self._recount()
+        self.inflight.open(self._written)
+        self._failed_ids.clear()
         self._rows = self.path.open("a", encoding="utf-8")
         self._failures = self.failures_path.open("a", encoding="utf-8")
         return self
 
+    def _written(self, start: Mapping[str, Any]) -> bool:
+        """Whether a journalled call's result reached the routing file or failure log (the
+        kill came between writing it and ending its journal entry)."""
+        pair = (str(start.get("query_key")), str(start.get("model_name")))
+        return pair in self.done or str(start.get("id")) in self._failed_ids
+
     def close(self) -> None:
-        """Close both files."""
+        """Close both files and compact the journal."""
         for handle in (self._rows, self._failures):
             if handle is not None:
                 handle.close()
         self._rows = self._failures = None
+        self.inflight.close()
 
     def add(self, row: dict[str, Any]) -> None:
         """Append a finished row (flushed at once)."""

@@ -73,6 +73,11 @@ class RoutingDecision(BaseModel):
     """All candidates, best first: the fallback order."""
     reason: str = ""
     """A one-line human explanation."""
+    user_id: str | None = None
+    """The user routed for, where the call named one."""
+    personalised: bool = False
+    """Whether the user's own state shaped the scores (a personalised router that knows
+    the user); False for the population's choice (cold start, or any other router)."""
 
     def to_metadata(self) -> dict[str, Any]:
         """The decision as a plain dict for ``response_metadata["routing"]``."""
@@ -183,6 +188,7 @@ class BaseRouter(RouterEstimator, Runnable[RouterInput, RoutingDecision]):
         cost_weight: float | None = None,
         budget: float | None = None,
         query_embeddings: np.ndarray | None = None,
+        user_id: str | None = None,
     ) -> list[RoutingDecision]:
         """Route many queries at once (one vectorised scoring pass).
 
@@ -191,26 +197,48 @@ class BaseRouter(RouterEstimator, Runnable[RouterInput, RoutingDecision]):
             cost_weight: Overrides the router's ``cost_weight``.
             budget: Overrides the router's ``budget`` (dollars per call).
             query_embeddings: Precomputed embeddings for embedding-based routers.
+            user_id: Who asks: a personalised router scores for this user where it knows
+                them (every other router ignores it, as is).
         """
         texts = [query_text(q) for q in queries]
         if not texts:
             return []
-        cost_weight, budget = (
+        cost_weight, budget, user_id = (
             check_option("cost_weight", cost_weight),
             check_option("budget", budget),
+            check_option("user_id", user_id),
         )
         weight = self.cost_weight if cost_weight is None else cost_weight
         limit = self.budget if budget is None else budget
-        predicted = self.predict_quality(texts, query_embeddings=query_embeddings)
+        predicted = self._quality_for(texts, query_embeddings, user_id)
         costs = self.estimate_costs(texts)
         if self.cost_aware:
             order = rank_candidates(predicted, costs, weight, budget=limit)
         else:
             order = rank_candidates(predicted, np.zeros_like(costs), 0.0)
+        personalised = self._is_personalised(user_id)
         return [
-            self._decision(predicted[i], costs[i], order[i], weight, limit)
+            self._decision(
+                predicted[i],
+                costs[i],
+                order[i],
+                weight,
+                limit,
+                user_id=user_id,
+                personalised=personalised,
+            )
             for i in range(len(texts))
         ]
+
+    def _quality_for(
+        self, texts: list[str], query_embeddings: np.ndarray | None, user_id: str | None
+    ) -> np.ndarray:
+        """Predicted quality for ``user_id`` (personalised routers override this)."""
+        return self.predict_quality(texts, query_embeddings=query_embeddings)
+
+    def _is_personalised(self, user_id: str | None) -> bool:
+        """Whether scores for ``user_id`` are the user's own (never, here)."""
+        return False
 
     def route(self, query: RouterInput, **kwargs: Any) -> RoutingDecision:
         """Route one query (see `route_batch` for the keyword arguments)."""
@@ -223,6 +251,9 @@ class BaseRouter(RouterEstimator, Runnable[RouterInput, RoutingDecision]):
         order: np.ndarray,
         weight: float,
         budget: float | None,
+        *,
+        user_id: str | None = None,
+        personalised: bool = False,
     ) -> RoutingDecision:
         names = self.candidates_
         best = int(order[0])
@@ -236,7 +267,10 @@ class BaseRouter(RouterEstimator, Runnable[RouterInput, RoutingDecision]):
             cost_weight=weight if self.cost_aware else 0.0,
             budget=budget if self.cost_aware else None,
             ranking=[names[int(j)] for j in order],
-            reason=self._reason(names[best], scores, weight, budget),
+            reason=self._reason(names[best], scores, weight, budget)
+            + (f" for user {user_id}" if personalised else ""),
+            user_id=user_id,
+            personalised=personalised,
         )
 
     def _reason(
@@ -271,7 +305,8 @@ class BaseRouter(RouterEstimator, Runnable[RouterInput, RoutingDecision]):
     def invoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> RoutingDecision:
-        """Route one query with ``cost_weight``/``budget`` from keywords or ``configurable``."""
+        """Route one query with ``cost_weight``/``budget``/``user_id`` from keywords or
+        ``configurable``."""
         overrides = self._overrides(config, kwargs)
         return self._call_with_config(
             lambda x: self.route(x, **overrides), input, config, run_type="chain"

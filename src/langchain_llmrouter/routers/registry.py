@@ -54,6 +54,9 @@ _BUILTIN: dict[str, str] = {
     "hybrid_llm": "langchain_llmrouter.routers.hybrid_llm:HybridLLMRouter",
     "graphrouter": "langchain_llmrouter.routers.graphrouter:GraphRouter",
     "causallm_router": "langchain_llmrouter.routers.causallm:CausalLMRouter",
+    # Personalised routers (`PersonalRouter`): scores depend on the user (``user_id``).
+    "gmtrouter": "langchain_llmrouter.routers.gmtrouter:GMTRouter",
+    "personalizedrouter": "langchain_llmrouter.routers.personalizedrouter:PersonalizedRouter",
     # Graph routers (`BaseGraphRouter`): they run as LangGraph graphs (`as_graph`).
     "automix": "langchain_llmrouter.graphs.automix_router:AutoMixRouter",
     "router_r1": "langchain_llmrouter.graphs.router_r1_router:RouterR1Router",

@@ -8,6 +8,7 @@ back in OpenAI's format with the decision in ``x-llmrouter-*`` headers and an ex
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -29,7 +30,11 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse  # noqa:
 from starlette.exceptions import HTTPException  # noqa: E402
 
 from langchain_llmrouter import __version__  # noqa: E402
-from langchain_llmrouter.errors import LLMRouterError, UnknownNameError  # noqa: E402
+from langchain_llmrouter.errors import (  # noqa: E402
+    InvalidOptionError,
+    LLMRouterError,
+    UnknownNameError,
+)
 from langchain_llmrouter.serve.auth import ServerAuth  # noqa: E402
 from langchain_llmrouter.serve.convert import (  # noqa: E402
     ROUTING_FIELD,
@@ -46,7 +51,10 @@ from langchain_llmrouter.serve.deployment import (  # noqa: E402
     load_serve_config,
 )
 from langchain_llmrouter.serve.metrics import CONTENT_TYPE, ServerMetrics, spent  # noqa: E402
-from langchain_llmrouter.serve.schemas import ChatCompletionRequest  # noqa: E402
+from langchain_llmrouter.serve.schemas import (  # noqa: E402
+    ChatCompletionRequest,
+    FeedbackRequest,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +132,7 @@ def create_app(
 
     app.add_api_route("/v1/chat/completions", server.chat_completions, methods=["POST"])
     app.add_api_route("/v1/models", server.models, methods=["GET"])
+    app.add_api_route("/v1/feedback", server.feedback, methods=["POST"])
     app.add_api_route("/health/liveliness", server.liveliness, methods=["GET"])
     app.add_api_route("/health/readiness", server.readiness, methods=["GET"])
     app.add_api_route("/metrics", server.metrics_text, methods=["GET"])
@@ -185,6 +194,31 @@ class _Server:
         ]
         return {"object": "list", "data": data}
 
+    async def feedback(self, request: Request) -> dict[str, Any]:
+        """Record a user's rating of an answer; a personalised router uses it at once."""
+        self._key(request)
+        try:
+            body = FeedbackRequest.model_validate(await request.json())
+        except json.JSONDecodeError as exc:
+            raise APIError(400, f"the body is not JSON: {exc}") from None
+        except ValidationError as exc:
+            raise APIError(400, _validation_message(exc)) from None
+        try:
+            rated = await asyncio.to_thread(
+                self.deployment.feedback, body.id, body.score, user_id=body.user
+            )
+        except KeyError as exc:
+            raise APIError(404, str(exc), code="answer_not_found") from None
+        except InvalidOptionError as exc:
+            raise APIError(400, str(exc)) from None
+        return {
+            "object": "feedback",
+            "id": body.id,
+            "user": rated.user_id,
+            "model": rated.model,
+            "rating": rated.rating,
+        }
+
     async def chat_completions(self, request: Request) -> Response:
         """Route one chat completion (streamed or not) through `RouterChatModel`."""
         key_id = self._key(request)
@@ -215,6 +249,8 @@ class _Server:
                 parallel_tool_calls=body.parallel_tool_calls,
             )
         kwargs = {**body.call_kwargs(), **target.options}
+        if body.user is not None:
+            kwargs["user_id"] = body.user  # a personalised router routes for this user
         messages = to_langchain(body.messages)
         if body.stream:
             include_usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -250,7 +286,7 @@ class _Server:
         except Exception as exc:
             raise self._failed(exc, target, key_id) from None
         routing = self._public(first.response_metadata.get("routing", {}), target, body.model)
-        writer = ChunkWriter(model=routing["model"], include_usage=include_usage)
+        writer = ChunkWriter(model=routing["model"], include_usage=include_usage, routing=routing)
 
         async def events() -> AsyncIterator[str]:
             final = dict(routing)

@@ -27,8 +27,12 @@ def to_langchain(messages: list[ChatMessage]) -> list[BaseMessage]:
     return convert_to_messages(dicts)
 
 
-def completion_id() -> str:
-    """A fresh ``chatcmpl-...`` id."""
+def completion_id(routing: dict[str, Any] | None = None) -> str:
+    """The ``chatcmpl-...`` id of an answer: its decision id (what ``POST /v1/feedback``
+    rates), or a fresh one."""
+    decision_id = (routing or {}).get("decision_id")
+    if isinstance(decision_id, str):
+        return f"chatcmpl-{uuid.UUID(decision_id).hex}"
     return f"chatcmpl-{uuid.uuid4().hex}"
 
 
@@ -68,7 +72,7 @@ def completion(message: AIMessage, *, model: str, routing: dict[str, Any]) -> di
         "tool_calls" if tool_calls else "stop"
     )
     return {
-        "id": completion_id(),
+        "id": completion_id(routing),
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
@@ -82,9 +86,11 @@ def completion(message: AIMessage, *, model: str, routing: dict[str, Any]) -> di
 class ChunkWriter:
     """Turns a `RouterChatModel` stream into ``chat.completion.chunk`` objects."""
 
-    def __init__(self, *, model: str, include_usage: bool) -> None:
-        """Start a stream answered by ``model``."""
-        self.id = completion_id()
+    def __init__(
+        self, *, model: str, include_usage: bool, routing: dict[str, Any] | None = None
+    ) -> None:
+        """Start a stream answered by ``model`` (its id from the decision in ``routing``)."""
+        self.id = completion_id(routing)
         self.created = int(time.time())
         self.model = model
         self.include_usage = include_usage

@@ -103,6 +103,10 @@ class ServeConfig(FileConfig):
     """Next-best candidates tried when the chosen one fails."""
     auth: AuthConfig = Field(default_factory=AuthConfig)
     """Inbound authentication."""
+    feedback_store: str | None = None
+    """Where answered decisions and users' ratings are kept (``POST /v1/feedback``): a
+    SQLAlchemy URL or a SQLite path, shared by every worker. None: each worker remembers its
+    own last 10,000 answers in memory, so with several workers give one."""
 
     @model_validator(mode="after")
     def _check_routers(self) -> ServeConfig:
@@ -152,6 +156,7 @@ class Deployment:
         max_fallbacks: int = 2,
         cost_weights: dict[str, float | None] | None = None,
         routing_modes: dict[str, str] | None = None,
+        feedback_store: Any = None,
     ) -> None:
         """Build one `RouterChatModel` per router, and one per callable candidate.
 
@@ -162,6 +167,8 @@ class Deployment:
             max_fallbacks: Next-best candidates tried when the chosen one fails.
             cost_weights: A router's cost weight for ``router-<name>`` (None: its own).
             routing_modes: A router's routing mode (default ``current_only``).
+            feedback_store: A `FeedbackStore` (or its URL) every router shares, for
+                ``POST /v1/feedback`` across workers; None keeps answers in memory.
         """
         from langchain_llmrouter.chat_model import RouterChatModel
 
@@ -173,12 +180,18 @@ class Deployment:
             raise UnknownNameError("router", self.default, routers)
         self.cost_weights = dict(cost_weights or {})
         modes = routing_modes or {}
+        if feedback_store is not None and not hasattr(feedback_store, "add_feedback"):
+            from langchain_llmrouter.personal.feedback import FeedbackStore
+
+            feedback_store = FeedbackStore(feedback_store)
+        self.feedback_store = feedback_store
         self.routers: dict[str, RouterChatModel] = {
             name: RouterChatModel(
                 router=router,
                 candidates=pool,
                 max_fallbacks=max_fallbacks,
                 routing_mode=modes.get(name, "current_only"),  # type: ignore[arg-type]
+                feedback_store=feedback_store,
             )
             for name, router in routers.items()
         }
@@ -218,6 +231,11 @@ class Deployment:
             max_fallbacks=config.max_fallbacks,
             cost_weights={n: e.cost_weight for n, e in config.routers.items()},
             routing_modes={n: e.routing_mode for n, e in config.routers.items()},
+            feedback_store=config.resolve(
+                config.feedback_store, what="feedback_store", must_exist=False
+            )
+            if config.feedback_store and "://" not in config.feedback_store
+            else config.feedback_store,
         )
 
     # --- model names ------------------------------------------------------------------------
@@ -250,6 +268,22 @@ class Deployment:
         weight = cost_weight if cost_weight is not None else self.cost_weights.get(router)
         options = {} if weight is None else {"cost_weight": weight}
         return Target(model=self.routers[router], label=router, options=options)
+
+    def feedback(self, answer_id: str, score: float, *, user_id: str | None = None) -> Any:
+        """Rate an answer of any router of this deployment (see `RouterChatModel.feedback`).
+
+        Raises:
+            UnknownAnswerError: no router here gave that answer (or it was forgotten).
+        """
+        from langchain_llmrouter.personal.online import UnknownAnswerError
+
+        for model in self.routers.values():
+            try:
+                model.feedback_loop.decision(answer_id)
+            except UnknownAnswerError:
+                continue
+            return model.feedback(answer_id, score, user_id=user_id)
+        raise UnknownAnswerError(f"no answer with id {answer_id!r} on this server")
 
     def ready(self) -> dict[str, Any]:
         """Readiness without calling an LLM: every router fitted, some candidate callable."""

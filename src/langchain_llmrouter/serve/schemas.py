@@ -78,8 +78,8 @@ class ChatCompletionRequest(BaseModel):
     """Frequency penalty."""
     n: int = Field(default=1, ge=1, le=1)
     """Number of answers: only 1 (one routed call per request)."""
-    user: str | None = None
-    """The end user, passed on to the candidate."""
+    user: str | None = Field(default=None, min_length=1, max_length=256)
+    """The end user: a personalised router routes for them; also passed on to the candidate."""
 
     @field_validator("stop")
     @classmethod
@@ -103,3 +103,16 @@ class ChatCompletionRequest(BaseModel):
         if self.stop:
             kwargs["stop"] = self.stop
         return kwargs
+
+
+class FeedbackRequest(BaseModel):
+    """The body of ``POST /v1/feedback``: a user's rating of one answer of this server."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(min_length=1, max_length=200)
+    """The answer's ``id`` (``chatcmpl-...``), as the completion returned it."""
+    score: float = Field(ge=0.0, le=1.0, allow_inf_nan=False)
+    """1 for thumbs up, 0 for down; anything between (a 0..5 rating is 5 × score)."""
+    user: str | None = Field(default=None, min_length=1, max_length=256)
+    """Who rates (default: the request's ``user``)."""
