@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 import time
 import warnings
@@ -44,6 +46,21 @@ needs_bubblewrap = pytest.mark.skipif(
     reason=f"bubblewrap is not usable here ({bubblewrap().reason}); .ci/run installs it",
 )
 BACKENDS = [pytest.param("bubblewrap", marks=needs_bubblewrap), pytest.param("landlock")]
+
+
+def test_ci_runs_the_bubblewrap_path() -> None:
+    """Under CI (``CI`` set), where .ci/run has installed bubblewrap, the strong path must work:
+    a sandbox set-up that breaks (say, with the checkout under /tmp) fails here instead of
+    skipping every bubblewrap test."""
+    path = shutil.which("bwrap")
+    if not os.environ.get("CI") or path is None:
+        pytest.skip("only under CI with bubblewrap installed")
+    plain = [path, "--unshare-all", "--unshare-user", "--ro-bind", "/", "/", "true"]
+    if subprocess.run(plain, capture_output=True, timeout=30).returncode != 0:
+        pytest.skip("this machine lets no process create user namespaces")
+    assert bubblewrap().path is not None, bubblewrap().reason
+
+
 """Tests that hold in both sandboxes run in each (``landlock`` forces the fallback)."""
 
 _LIBC = "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"

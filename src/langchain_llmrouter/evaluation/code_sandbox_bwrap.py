@@ -101,11 +101,16 @@ def bwrap_command(
     if bwrap.disable_userns:
         command.append("--disable-userns")
     command += ["--die-with-parent", "--new-session", "--cap-drop", "ALL", "--hostname", "sandbox"]
-    command += _mounts()
+    mounts = _mounts()
+    command += mounts
     command += ["--proc", "/proc", "--dev", "/dev"]
     command += ["--size", str(disk_mb * 2**20), "--tmpfs", SANDBOX_DIR]
     command += ["--file", str(program_fd), f"{SANDBOX_DIR}/{child_args[0]}"]
-    command += ["--symlink", SANDBOX_DIR.lstrip("/"), "/tmp", "--chdir", SANDBOX_DIR]
+    if not any(m == "/tmp" or m.startswith("/tmp/") for m in mounts):
+        # /tmp leads into the tmpfs; where Python itself lives under /tmp (a checkout or venv
+        # there, as in CI) /tmp holds that read-only bind instead, and TMPDIR still points here.
+        command += ["--symlink", SANDBOX_DIR.lstrip("/"), "/tmp"]
+    command += ["--chdir", SANDBOX_DIR]
     command += ["--ro-bind", child_script, _CHILD_PATH, "--"]
     command += [sys.executable, "-I", "-B", "-X", "utf8", _CHILD_PATH, SANDBOX_DIR, *child_args]
     return command

@@ -385,8 +385,9 @@ class PersonalizedRouter(PersonalRouter):
         best: float,
     ) -> float:
         """Set the two prior strengths of the user fit by the validation loss over a grid
-        (training barely moves them before early stopping). Strong priors shrink users to
-        the population, so personalising never does worse than it on held-out questions."""
+        (training barely moves them before early stopping). The strongest priors shrink users
+        almost to the population, so where personalising does not help on held-out questions,
+        the grid falls back towards the population."""
         self.net_.eval()
         start = self.net_.log_ridge.detach().clone()
         chosen = start

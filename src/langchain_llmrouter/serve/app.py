@@ -15,10 +15,10 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.messages import AIMessageChunk
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from langchain_llmrouter._optional import import_optional
 
@@ -57,6 +57,7 @@ from langchain_llmrouter.serve.schemas import (  # noqa: E402
 )
 
 logger = logging.getLogger(__name__)
+_Body = TypeVar("_Body", bound=BaseModel)
 
 CONFIG_ENV = "LLMROUTER_SERVE_CONFIG"
 """The config path `app_from_env` loads (set by ``llmrouter serve`` for its workers)."""
@@ -197,12 +198,7 @@ class _Server:
     async def feedback(self, request: Request) -> dict[str, Any]:
         """Record a user's rating of an answer; a personalised router uses it at once."""
         self._key(request)
-        try:
-            body = FeedbackRequest.model_validate(await request.json())
-        except json.JSONDecodeError as exc:
-            raise APIError(400, f"the body is not JSON: {exc}") from None
-        except ValidationError as exc:
-            raise APIError(400, _validation_message(exc)) from None
+        body = await _parsed(request, FeedbackRequest)
         try:
             rated = await asyncio.to_thread(
                 self.deployment.feedback, body.id, body.score, user_id=body.user
@@ -222,12 +218,7 @@ class _Server:
     async def chat_completions(self, request: Request) -> Response:
         """Route one chat completion (streamed or not) through `RouterChatModel`."""
         key_id = self._key(request)
-        try:
-            body = ChatCompletionRequest.model_validate(await request.json())
-        except json.JSONDecodeError as exc:
-            raise APIError(400, f"the body is not JSON: {exc}") from None
-        except ValidationError as exc:
-            raise APIError(400, _validation_message(exc)) from None
+        body = await _parsed(request, ChatCompletionRequest)
         try:
             target = self.deployment.resolve(body.model)
         except UnknownNameError as exc:
@@ -375,6 +366,16 @@ def _error_for(exc: Exception) -> APIError:
             return APIError(400, message, code=getattr(exc, "code", None))
         return APIError(502, f"candidate answered {status}: {message}", kind="server_error")
     return APIError(500, f"{type(exc).__name__}: {exc}", kind="server_error")
+
+
+async def _parsed(request: Request, schema: type[_Body]) -> _Body:
+    """The request's JSON body as ``schema``; a 400 naming the problem otherwise."""
+    try:
+        return schema.model_validate(await request.json())
+    except json.JSONDecodeError as exc:
+        raise APIError(400, f"the body is not JSON: {exc}") from None
+    except ValidationError as exc:
+        raise APIError(400, _validation_message(exc)) from None
 
 
 def _validation_message(exc: ValidationError) -> str:
