@@ -189,10 +189,11 @@ class RouterChatModel(BaseChatModel):
             msg = llm.invoke("Prove that sqrt(2) is irrational.")
             msg.response_metadata["routing"]["model"]
 
-    Per call, ``cost_weight``, ``budget``, ``routing_mode`` and ``retrieval_top_k`` may be
-    passed as keyword arguments or through ``config={"configurable": {...}}``; other keyword
-    arguments (``temperature``, ``max_tokens``, ``response_format``, ...) go to the chosen
-    candidate.
+    Per call, ``cost_weight``, ``budget``, ``user_id``, ``routing_mode`` and
+    ``retrieval_top_k`` may be passed as keyword arguments or through
+    ``config={"configurable": {...}}``; other keyword arguments (``temperature``,
+    ``max_tokens``, ``response_format``, ...) go to the chosen candidate. `feedback` rates an
+    answer; a personalised router routes that user's next call with it.
 
     Traces show one chat-model run per request, this model's, with the router as a child
     run whose output is the `RoutingDecision`. The candidate's own call is not a run of

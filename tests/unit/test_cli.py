@@ -55,6 +55,7 @@ BUILTIN = [
     "automix",
     "causallm_router",
     "elorouter",
+    "ensemble",
     "gmtrouter",
     "graphrouter",
     "hybrid_llm",

@@ -35,6 +35,7 @@ FAST: dict[str, dict[str, Any]] = {
         "max_length": 64,
     },
     "elorouter": {"variant": "global"},
+    "ensemble": {"members": [{"router": "knnrouter", "k": 5}], "n_folds": 2},
     # Personalised routers fitted on routing data learn one population user: enough to check
     # the files (their own tests cover users' histories).
     "gmtrouter": {"hidden_dim": 8, "heads": 2, "taste_dim": 2, "epochs": 3},

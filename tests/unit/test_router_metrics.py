@@ -303,7 +303,7 @@ def test_format_table() -> None:
     header = [c.strip() for c in lines[2].strip("|").split("|")]
     assert header == [
         "router", "Q0", "95% CI vs best", "C0 $/1k", "gap closed",
-        "cost to match", "nAUC", "fit s", "route ms/1k",
+        "cost to match", "nAUC", "ECE", "fit s", "route ms/1k",
     ]  # fmt: skip
     rows = {
         cells[0]: cells
@@ -311,10 +311,11 @@ def test_format_table() -> None:
         for cells in [[c.strip() for c in line.strip("|").split("|")]]
     }
     assert rows["oracle-router"][1:4] == ["0.833", rows["oracle-router"][2], "2.667"]
-    assert rows["oracle-router"][4:] == ["1.00", "67%", "0.704", "-", "12.3"]  # 200-point grid
+    # nAUC on a 200-point grid; predicting the true scores is perfectly calibrated (ECE 0).
+    assert rows["oracle-router"][4:] == ["1.00", "67%", "0.704", "0.000", "-", "12.3"]
     assert rows["single-2"][2] == "[+0.000, +0.000]"
     assert rows["single-2"][5] == "100%"
-    assert rows["single-2"][7:] == ["0.50", "-"]
+    assert rows["single-2"][7:] == ["-", "0.50", "-"]  # a fixed choice has no ECE
     assert rows["single-1"][5] == "never"
     low, high = oracle.q0_diff_ci
     assert rows["oracle-router"][2] == f"[{low:+.3f}, {high:+.3f}]"

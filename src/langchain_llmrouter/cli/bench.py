@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 DEFAULT_BENCH_CONFIG = Path("configs/bench/routerdc.yaml")
 
@@ -22,6 +23,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
     parser.add_argument("--output", type=Path, help="also write the JSON figures to this file")
     parser.add_argument(
+        "--calibrate",
+        metavar="METHODS",
+        help="also bench every cost-aware router with its qualities calibrated on out-of-fold "
+        "training predictions: isotonic (a map per candidate), isotonic-pooled (one map), or "
+        "both comma-separated; a '<row>+<method>' row beside each",
+    )
+    parser.add_argument(
         "--plot",
         type=Path,
         metavar="FILE.png",
@@ -30,13 +38,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _with_calibrated_rows(
+    routers: dict[str, dict[str, Any]], methods: list[str]
+) -> dict[str, dict[str, Any]]:
+    """Each row, followed by its calibrated twins where the router predicts qualities."""
+    from langchain_llmrouter.routers.registry import get_router_class, router_kind
+
+    rows: dict[str, dict[str, Any]] = {}
+    for label, params in routers.items():
+        rows[label] = params
+        name = (params or {}).get("router", label)
+        if not isinstance(name, str) or "calibrate" in (params or {}):
+            continue
+        if router_kind(name) == "single" and getattr(get_router_class(name), "cost_aware", False):
+            for method in methods:
+                rows[f"{label}+{method}"] = {**(params or {}), "router": name, "calibrate": method}
+    return rows
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the benchmark and print the tables."""
     from langchain_llmrouter.candidates import CandidatePool
     from langchain_llmrouter.config import BenchConfig, DataPaths, load_bench_config
     from langchain_llmrouter.data import RoutingDataset
     from langchain_llmrouter.errors import ConfigError
-    from langchain_llmrouter.evaluation.bench import run_benchmark
+    from langchain_llmrouter.evaluation.bench import CALIBRATION_METHODS, run_benchmark
 
     if args.plot:
         from langchain_llmrouter.evaluation.plot import check_plot_path
@@ -66,6 +92,15 @@ def run(args: argparse.Namespace) -> int:
     if args.routers:
         names = [n.strip().lower() for n in args.routers.split(",") if n.strip()]
         routers = {n: config.routers.get(n, {}) for n in names}
+    if args.calibrate:
+        methods = [m.strip() for m in args.calibrate.split(",") if m.strip()]
+        bad = [m for m in methods if m not in CALIBRATION_METHODS]
+        if bad or not methods:
+            raise ConfigError(
+                f"must be {' or '.join(CALIBRATION_METHODS)} (comma-separated), got {bad}",
+                field="--calibrate",
+            )
+        routers = _with_calibrated_rows(routers, methods)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr)

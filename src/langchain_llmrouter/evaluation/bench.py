@@ -2,7 +2,9 @@
 
 Follows ``BENCHMARK.md``: every figure on all test queries and on the novel ones
 (not in the training file), with the single candidates, the random, smallest and
-largest baselines and the oracle as reference rows, all in one run.
+largest baselines and the oracle as reference rows, all in one run. Each router's ECE
+(calibration of its predicted qualities) is a column; a row with ``calibrate: isotonic``
+fits an isotonic quality calibration on out-of-fold training predictions after training.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ if TYPE_CHECKING:
 
 CURVE_WEIGHTS = (0.0, 0.03, 0.1, 0.3, 1.0, 3.0)
 """cost_weight values whose curve points the text report lists per router."""
+CALIBRATION_METHODS = ("isotonic", "isotonic-pooled")
+"""Values of a row's ``calibrate`` key: one isotonic map per candidate, or one for all."""
 
 
 @dataclass
@@ -129,8 +133,10 @@ def _single_round_class(name: str) -> type[BaseRouter]:
     return cast("type[BaseRouter]", cls)
 
 
-def _router_spec(label: str, params: dict[str, Any]) -> tuple[str, dict[str, Any], str | None]:
-    """(router name, hyperparameters, featuriser) of one benchmark row."""
+def _router_spec(
+    label: str, params: dict[str, Any]
+) -> tuple[str, dict[str, Any], str | None, str | None]:
+    """(router name, hyperparameters, featuriser, quality calibration) of one benchmark row."""
     from langchain_llmrouter.embeddings import DEFAULT_EMBEDDING_MODEL, STATIC_EMBEDDING_MODEL
 
     params = dict(params or {})
@@ -143,7 +149,13 @@ def _router_spec(label: str, params: dict[str, Any]) -> tuple[str, dict[str, Any
         raise ValueError(
             f"routers.{label}.embedding must be one of {', '.join(valid)}, got {featuriser!r}"
         )
-    return name, params, featuriser
+    calibrate = params.pop("calibrate", None)
+    if calibrate is not None and calibrate not in CALIBRATION_METHODS:
+        raise ValueError(
+            f"routers.{label}.calibrate must be one of {', '.join(CALIBRATION_METHODS)}, "
+            f"got {calibrate!r}"
+        )
+    return name, params, featuriser, calibrate
 
 
 def _align(router: BaseRouter, predicted: np.ndarray, test: RoutingDataset) -> np.ndarray:
@@ -177,7 +189,9 @@ def run_benchmark(
             hyperparameters name the router under a ``router`` key, which lets one run
             compare variants (``{"elo-global": {"router": "elorouter", "variant": "global"}}``);
             an ``embedding`` key (``static-minilm-l6-v2`` or ``all-MiniLM-L6-v2``) trains that
-            row on another featuriser.
+            row on another featuriser, and a ``calibrate`` key (``isotonic`` or
+            ``isotonic-pooled``) calibrates its qualities on out-of-fold training predictions
+            (`langchain_llmrouter.routers.calibrate_quality`; counted in "fit s").
         embeddings: Embedder for embedding-based routers (default: bundled MiniLM).
         log: Progress messages go here.
     """
@@ -195,18 +209,24 @@ def run_benchmark(
 
     specs = {label: _router_spec(label, params) for label, params in routers.items()}
     multi_round = sorted(
-        label for label, (name, _, _) in specs.items() if router_kind(name) == "graph"
+        label for label, (name, *_) in specs.items() if router_kind(name) == "graph"
     )
     if multi_round:
         raise ValueError(
             f"multi-round routers cannot be benchmarked on recorded routing data (they decide "
             f"while calling LLMs): {', '.join(multi_round)}"
         )
-    classes = {label: _single_round_class(name) for label, (name, _, _) in specs.items()}
+    classes = {label: _single_round_class(name) for label, (name, *_) in specs.items()}
+    for label, (name, _, _, calibrate) in specs.items():
+        if calibrate is not None and not classes[label].cost_aware:
+            raise ValueError(
+                f"routers.{label}.calibrate: {name} makes a fixed choice (no predicted "
+                "qualities to calibrate)"
+            )
     # One embedder and one pair of vector sets per featuriser the rows use.
     embedders: dict[str | None, Embeddings | None] = {None: embeddings}
     vectors: dict[str | None, tuple[np.ndarray, np.ndarray]] = {}
-    for label, (_, _, featuriser) in specs.items():
+    for label, (_, _, featuriser, _) in specs.items():
         if featuriser is not None and featuriser not in embedders:
             from langchain_llmrouter.embeddings import builtin_embeddings
 
@@ -226,7 +246,7 @@ def run_benchmark(
 
     # Per subset: list of (name, kind, payload) evaluated the same way.
     entries: list[tuple[str, str, np.ndarray, float | None, float | None]] = []
-    for name, (_, params, featuriser) in specs.items():
+    for name, (_, params, featuriser, calibrate) in specs.items():
         cls = classes[name]
         x_train, x_test = vectors.get(featuriser, (None, None))
         router = cls.from_params(params, embeddings=embedders[featuriser])
@@ -235,6 +255,15 @@ def run_benchmark(
             router.fit(train, query_embeddings=x_train if cls.uses_embeddings else None)
         else:
             router.fit_candidates(train.candidate_info())
+        if calibrate is not None and cls.cost_aware:
+            from langchain_llmrouter.routers.calibrate_quality import calibrate_qualities
+
+            calibrate_qualities(
+                router,
+                train,
+                query_embeddings=x_train if cls.uses_embeddings else None,
+                pooled=calibrate == "isotonic-pooled",
+            )
         fit_s = time.perf_counter() - start
         emb = x_test if cls.uses_embeddings else None
         route_ms = _route_ms_per_1k(router, test.queries, emb)

@@ -6,7 +6,8 @@ router's ``predicted`` quality. Every router goes through the shared policy
 `choose`: ``argmax(predicted - cost_weight * cost_per_1k)`` with ``cost_per_1k =
 cost * 1000``; sweeping ``cost_weight`` over `COST_WEIGHT_GRID` traces its
 quality-cost curve, which `evaluate_router` condenses into the benchmark figures
-(Q0, C0, gap closed, cost to match, nAUC and a paired bootstrap interval).
+(Q0, C0, gap closed, cost to match, nAUC, a paired bootstrap interval, and the expected
+calibration error of the predictions, `langchain_llmrouter.evaluation.reliability`).
 `apgr_cpt` gives RouteLLM's figures for strong-vs-weak data and `format_table`
 prints reports side by side.
 """
@@ -15,12 +16,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
+from langchain_llmrouter.evaluation.reliability import ReliabilityBin, reliability_curve
 from langchain_llmrouter.routers.policy import choose as policy_choose
 
 FloatArray = npt.NDArray[np.float64]
@@ -104,6 +106,9 @@ class RouterReport:
         n_queries: Number of test queries.
         fit_s: Training time in seconds, if measured.
         route_ms_per_1k: Time to route 1,000 queries in one batch, if measured.
+        ece: Expected calibration error of the predicted qualities (equal-mass bins over
+            every scored (query, candidate) pair); None for a router that only chooses.
+        reliability: The reliability curve behind ``ece``; None likewise.
     """
 
     name: str
@@ -117,6 +122,8 @@ class RouterReport:
     n_queries: int
     fit_s: float | None = None
     route_ms_per_1k: float | None = None
+    ece: float | None = None
+    reliability: list[ReliabilityBin] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (tuples as lists, non-finite floats as None)."""
@@ -410,7 +417,8 @@ def evaluate_router(
     fit_s: float | None = None,
     route_ms_per_1k: float | None = None,
 ) -> RouterReport:
-    """All benchmark figures of a router that predicts a quality per candidate.
+    """All benchmark figures of a router that predicts a quality per candidate, with the
+    calibration of its predictions (``ece``, ``reliability``).
 
     Args:
         name: Router name as printed.
@@ -435,7 +443,9 @@ def evaluate_router(
         return _choose(pred, cst, weight, available, None)
 
     timing = (fit_s, route_ms_per_1k)
-    return _evaluate(name, pick, perf, cst, train_best_single, weights, n_boot, seed, timing)
+    report = _evaluate(name, pick, perf, cst, train_best_single, weights, n_boot, seed, timing)
+    curve = reliability_curve(pred, perf)
+    return replace(report, ece=curve.ece, reliability=curve.bins)
 
 
 def evaluate_choices(
@@ -568,7 +578,7 @@ def format_table(
     """
     header = [
         "router", "Q0", "95% CI vs best", "C0 $/1k", "gap closed",
-        "cost to match", "nAUC", "fit s", "route ms/1k",
+        "cost to match", "nAUC", "ECE", "fit s", "route ms/1k",
     ]  # fmt: skip
     rows = [
         [
@@ -579,6 +589,7 @@ def format_table(
             _fmt(r.gap_closed, ".2f"),
             _fmt_match(r.cost_to_match),
             _fmt(r.nauc, ".3f"),
+            _fmt(r.ece, ".3f"),
             _fmt(r.fit_s, ".2f"),
             _fmt(r.route_ms_per_1k, ".1f"),
         ]

@@ -169,12 +169,16 @@ class BaseRouter(RouterEstimator, Runnable[RouterInput, RoutingDecision]):
     def predict_quality(
         self, queries: Sequence[str], *, query_embeddings: np.ndarray | None = None
     ) -> np.ndarray:
-        """Predicted quality of every candidate for each query, shape (n, n_candidates)."""
+        """Predicted quality of every candidate for each query, shape (n, n_candidates);
+        calibrated when a quality calibration is attached
+        (`langchain_llmrouter.routers.calibrate_quality`)."""
         self._check_fitted()
         queries = list(queries)
         if self.uses_embeddings and query_embeddings is None:
             query_embeddings = self.embed_queries(queries)
-        return np.asarray(self._predict_quality(queries, query_embeddings), dtype=np.float64)
+        predicted = np.asarray(self._predict_quality(queries, query_embeddings), dtype=np.float64)
+        calibration = getattr(self, "quality_calibration_", None)
+        return predicted if calibration is None else calibration.apply(predicted)
 
     def estimate_costs(self, queries: Sequence[str]) -> np.ndarray:
         """Estimated dollars per call, shape (n, n_candidates), from prompt length and prices."""

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from langchain_llmrouter.data import RoutingDataset
+    from langchain_llmrouter.routers.calibrate_quality import QualityCalibration
 
 SAVE_FORMAT = "langchain-llmrouter/router"
 SAVE_VERSION = 1
@@ -97,6 +98,9 @@ class RouterEstimator(ABC):
     calibrations_: list[dict[str, Any]]
     """Calibrations to a target share or cost (`langchain_llmrouter.calibration`), saved in
     ``router.json``; unset until one is applied."""
+    quality_calibration_: QualityCalibration
+    """Isotonic maps of predicted qualities (`langchain_llmrouter.routers.calibrate_quality`),
+    saved in ``router.json`` + ``arrays.safetensors``; unset until one is fitted."""
 
     def __init__(self, *, embeddings: Embeddings | None = None) -> None:
         self.embeddings = embeddings
@@ -272,6 +276,10 @@ class RouterEstimator(ABC):
         }
         if getattr(self, "calibrations_", None):  # `langchain_llmrouter.calibration`
             document["calibrations"] = self.calibrations_
+        quality_calibration = getattr(self, "quality_calibration_", None)
+        if quality_calibration is not None:  # `langchain_llmrouter.routers.calibrate_quality`
+            document["quality_calibration"], calibration_arrays = quality_calibration.to_state()
+            arrays = {**arrays, **calibration_arrays}
         base_arrays = {
             "_input_price": self.input_price_,
             "_output_price": self.output_price_,
@@ -374,6 +382,15 @@ class RouterEstimator(ABC):
                 raise RouterLoadError(
                     f"{directory}: arrays do not match the {len(candidates)} candidates"
                 )
+            if document.get("quality_calibration"):
+                from langchain_llmrouter.routers.calibrate_quality import QualityCalibration
+
+                try:
+                    router.quality_calibration_ = QualityCalibration.from_state(
+                        document["quality_calibration"], arrays, len(candidates)
+                    )
+                except ValueError as exc:
+                    raise RouterLoadError(f"{directory}: {exc}") from None
             router._set_state(document.get("state", {}), arrays)
         except KeyError as exc:
             raise RouterLoadError(

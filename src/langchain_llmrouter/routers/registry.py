@@ -54,6 +54,7 @@ _BUILTIN: dict[str, str] = {
     "hybrid_llm": "langchain_llmrouter.routers.hybrid_llm:HybridLLMRouter",
     "graphrouter": "langchain_llmrouter.routers.graphrouter:GraphRouter",
     "causallm_router": "langchain_llmrouter.routers.causallm:CausalLMRouter",
+    "ensemble": "langchain_llmrouter.routers.ensemble:EnsembleRouter",
     # Personalised routers (`PersonalRouter`): scores depend on the user (``user_id``).
     "gmtrouter": "langchain_llmrouter.routers.gmtrouter:GMTRouter",
     "personalizedrouter": "langchain_llmrouter.routers.personalizedrouter:PersonalizedRouter",

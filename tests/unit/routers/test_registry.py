@@ -30,6 +30,7 @@ ALL_BUILTIN = [
     "automix",
     "causallm_router",
     "elorouter",
+    "ensemble",
     "gmtrouter",
     "graphrouter",
     "hybrid_llm",
@@ -132,6 +133,7 @@ def test_plugin_may_override_a_builtin() -> None:
 SINGLE_ROUND = {
     "causallm_router",
     "elorouter",
+    "ensemble",
     "gmtrouter",
     "graphrouter",
     "hybrid_llm",
