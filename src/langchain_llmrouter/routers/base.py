@@ -33,7 +33,7 @@ from langchain_llmrouter.routers.policy import rank_candidates
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
-    from langchain_llmrouter.candidates import CandidatePool
+    from langchain_llmrouter.candidates import CandidatePool, LLMCandidate
 
 __all__ = [
     "SAVE_FORMAT",
@@ -176,9 +176,20 @@ class BaseRouter(RouterEstimator, Runnable[RouterInput, RoutingDecision]):
         queries = list(queries)
         if self.uses_embeddings and query_embeddings is None:
             query_embeddings = self.embed_queries(queries)
-        predicted = np.asarray(self._predict_quality(queries, query_embeddings), dtype=np.float64)
+        added = getattr(self, "new_candidates_", None)  # `routers.new_candidates`
+        if added is not None:
+            predicted = added.predict(self, queries, query_embeddings)
+        else:
+            predicted = np.asarray(self._predict_quality(queries, query_embeddings), np.float64)
         calibration = getattr(self, "quality_calibration_", None)
         return predicted if calibration is None else calibration.apply(predicted)
+
+    def add_candidate(self, candidate: LLMCandidate, answers: Any, **kwargs: Any) -> Self:
+        """Add a candidate from its scores on a few queries, without refitting (see
+        `langchain_llmrouter.routers.new_candidates.add_candidate` for the arguments)."""
+        from langchain_llmrouter.routers.new_candidates import add_candidate
+
+        return cast(Self, add_candidate(self, candidate, answers, **kwargs))
 
     def estimate_costs(self, queries: Sequence[str]) -> np.ndarray:
         """Estimated dollars per call, shape (n, n_candidates), from prompt length and prices."""

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
     from langchain_llmrouter.data import RoutingDataset
     from langchain_llmrouter.routers.calibrate_quality import QualityCalibration
+    from langchain_llmrouter.routers.new_candidates import AddedCandidates
 
 SAVE_FORMAT = "langchain-llmrouter/router"
 SAVE_VERSION = 1
@@ -101,6 +102,9 @@ class RouterEstimator(ABC):
     quality_calibration_: QualityCalibration
     """Isotonic maps of predicted qualities (`langchain_llmrouter.routers.calibrate_quality`),
     saved in ``router.json`` + ``arrays.safetensors``; unset until one is fitted."""
+    new_candidates_: AddedCandidates
+    """Candidates added after fitting (`langchain_llmrouter.routers.new_candidates`), saved
+    like the quality calibration; unset until one is added."""
 
     def __init__(self, *, embeddings: Embeddings | None = None) -> None:
         self.embeddings = embeddings
@@ -280,6 +284,10 @@ class RouterEstimator(ABC):
         if quality_calibration is not None:  # `langchain_llmrouter.routers.calibrate_quality`
             document["quality_calibration"], calibration_arrays = quality_calibration.to_state()
             arrays = {**arrays, **calibration_arrays}
+        added = getattr(self, "new_candidates_", None)  # `routers.new_candidates`
+        if added is not None:
+            document["new_candidates"], added_arrays = added.to_state()
+            arrays = {**arrays, **added_arrays}
         base_arrays = {
             "_input_price": self.input_price_,
             "_output_price": self.output_price_,
@@ -391,7 +399,17 @@ class RouterEstimator(ABC):
                     )
                 except ValueError as exc:
                     raise RouterLoadError(f"{directory}: {exc}") from None
-            router._set_state(document.get("state", {}), arrays)
+            if document.get("new_candidates"):  # sets the state on the router's own candidates
+                from langchain_llmrouter.routers.new_candidates import restore_added_candidates
+
+                try:
+                    restore_added_candidates(
+                        router, document.get("state", {}), document["new_candidates"], arrays
+                    )
+                except ValueError as exc:
+                    raise RouterLoadError(f"{directory}: {exc}") from None
+            else:
+                router._set_state(document.get("state", {}), arrays)
         except KeyError as exc:
             raise RouterLoadError(
                 f"{directory}: saved state is incomplete (no {exc.args[0]!r})"
