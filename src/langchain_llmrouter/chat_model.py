@@ -383,7 +383,7 @@ class RouterChatModel(BaseChatModel):
         """
         user = check_option("user_id", user_id)
         return self.feedback_loop.feedback(
-            message_or_run_id, score, user_id=user or self._asker(message_or_run_id)
+            message_or_run_id, score, user_id=user, default_user=self.user_id
         )
 
     async def afeedback(
@@ -391,14 +391,6 @@ class RouterChatModel(BaseChatModel):
     ) -> Interaction:
         """Async `feedback` (the store's write runs in a worker thread)."""
         return await asyncio.to_thread(self.feedback, message_or_run_id, score, user_id=user_id)
-
-    def _asker(self, reference: Any) -> str | None:
-        """Who asked for the answer, or this model's default user."""
-        try:
-            asked = self.feedback_loop.decision(reference).user_id
-        except KeyError:
-            asked = None  # `feedback` raises the clear error itself
-        return asked or self.user_id
 
     # --- LangChain metadata ----------------------------------------------------------------
 
@@ -716,9 +708,15 @@ class RouterChatModel(BaseChatModel):
 
     def decide(self, messages: Sequence[BaseMessage], **options: Any) -> RoutingDecision:
         """The routing decision for a conversation, restricted to candidates in the pool."""
+        return self._decide(messages, options)[1]
+
+    def _decide(
+        self, messages: Sequence[BaseMessage], options: dict[str, Any]
+    ) -> tuple[str, RoutingDecision]:
+        """The text routed on, and `decide`'s decision."""
         options = check_options({k: v for k, v in options.items() if k in CHAT_OPTIONS})
         text, _, route_options = self._router_call(messages, options, None, None)
-        return self._in_pool(self.router.route(text, **route_options))
+        return text, self._in_pool(self.router.route(text, **route_options))
 
     def _option(self, options: dict[str, Any], name: str) -> Any:
         value = options.get(name)

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from langchain_llmrouter.errors import ConfigError
+from langchain_llmrouter.jsonl import read_text
 
 # LLMRouter keys that do nothing in this package (warned about, not rejected).
 _IGNORED_TOP_LEVEL = {
@@ -269,23 +270,7 @@ def _line_of(node: yaml.Node | None, loc: tuple[Any, ...]) -> int | None:
 
 
 def _load_yaml(path: Path) -> tuple[dict[str, Any], yaml.Node | None]:
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise ConfigError("config file not found", path=path) from None
-    except IsADirectoryError:
-        raise ConfigError("expected a YAML config file, got a directory", path=path) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read the config: {exc.strerror}", path=path) from None
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError(
-            f"expected UTF-8 text, got byte 0x{raw[exc.start]:02x} at offset {exc.start}",
-            path=path,
-            line=line,
-        ) from None
+    text = read_text(path, what="YAML config file", error=ConfigError)
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)

@@ -10,38 +10,47 @@ from typing import Any
 from langchain_llmrouter.errors import DataFormatError
 
 
-def decode_utf8(data: bytes, *, path: Path) -> str:
+def decode_utf8(data: bytes, *, path: Path, error: type[DataFormatError] = DataFormatError) -> str:
     """``data`` decoded as UTF-8.
 
     Raises:
-        DataFormatError: naming the file, the line and the offset of the first bad byte.
+        DataFormatError: (or ``error``) naming the file, the line and the offset of the first
+            bad byte.
     """
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise DataFormatError(
+        raise error(
             f"expected UTF-8 text, got byte 0x{data[exc.start]:02x} at offset {exc.start}",
             path=path,
             line=line,
         ) from None
 
 
-def read_text(path: Path) -> str:
+def read_text(
+    path: Path, *, what: str = "file", error: type[DataFormatError] = DataFormatError
+) -> str:
     """The UTF-8 text of a file.
 
+    Args:
+        path: The file.
+        what: What the file is, in messages (``"YAML config file"``).
+        error: The error to raise (`DataFormatError` or a subclass such as `ConfigError`).
+
     Raises:
-        DataFormatError: the file is missing, a directory, unreadable or not UTF-8.
+        DataFormatError: (or ``error``) the file is missing, a directory, unreadable or not
+            UTF-8.
     """
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataFormatError("file not found", path=path) from None
+        raise error(f"{what} not found", path=path) from None
     except IsADirectoryError:
-        raise DataFormatError("expected a file, got a directory", path=path) from None
+        raise error(f"expected a {what}, got a directory", path=path) from None
     except OSError as exc:
-        raise DataFormatError(f"cannot read the file: {exc.strerror}", path=path) from None
-    return decode_utf8(data, path=path)
+        raise error(f"cannot read the {what}: {exc.strerror}", path=path) from None
+    return decode_utf8(data, path=path, error=error)
 
 
 def iter_jsonl(path: Path, *, repair_tail: bool = False) -> Iterator[tuple[int, dict[str, Any]]]:

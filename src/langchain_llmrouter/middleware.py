@@ -218,16 +218,27 @@ class RouterMiddleware(AgentMiddleware[RouterAgentState, Any, Any]):
             return _saved_decision(saved), "run"
         return None
 
-    def _route(self, request: ModelRequest[Any]) -> RoutingDecision:
+    def _plan(self, request: ModelRequest[Any]) -> tuple[_AttemptPlan, str]:
+        """The attempts of this call: a kept decision's (a tool loop's, the run's), or a new
+        one's, with where it came from."""
+        reused = self._reused(request)
+        if reused is not None:
+            return _AttemptPlan(self.engine, reused[0], list(request.messages)), reused[1]
+        text, decision = self._route(request)
+        plan = _AttemptPlan(self.engine, decision, list(request.messages), query=text)
+        return plan, "router"
+
+    def _route(self, request: ModelRequest[Any]) -> tuple[str, RoutingDecision]:
         """Ask the router, with ``cost_weight``, ``budget`` and ``user_id`` from the run's
-        context (``user_id`` also from ``configurable``)."""
+        context (``user_id`` also from ``configurable``); the text routed on, and the
+        decision."""
         context = getattr(request.runtime, "context", None)
         options = {k: v for k in _CONTEXT_OPTIONS if (v := _from_context(context, k)) is not None}
         if "user_id" not in options and (user := _configured_user()) is not None:
             options["user_id"] = user
         if "user_id" in options:
             options["user_id"] = str(options["user_id"])
-        return self.engine.decide(request.messages, **options)
+        return self.engine._decide(request.messages, options)
 
     def _state(
         self, request: ModelRequest[Any], plan: _AttemptPlan, name: str, source: str
@@ -279,8 +290,7 @@ class RouterMiddleware(AgentMiddleware[RouterAgentState, Any, Any]):
         handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
     ) -> ExtendedModelResponse[Any]:
         """Call the chosen candidate, falling back down the decision's ranking."""
-        decision, source = self._reused(request) or (self._route(request), "router")
-        plan = _AttemptPlan(self.engine, decision, list(request.messages))
+        plan, source = self._plan(request)
         for name in plan:
             try:
                 response = handler(request.override(model=self.pool.chat_model(name)))
@@ -299,11 +309,7 @@ class RouterMiddleware(AgentMiddleware[RouterAgentState, Any, Any]):
         handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
     ) -> ExtendedModelResponse[Any]:
         """Async `wrap_model_call` (the router runs in a worker thread)."""
-        reused = self._reused(request)
-        if reused is None:
-            reused = (await asyncio.to_thread(self._route, request), "router")
-        decision, source = reused
-        plan = _AttemptPlan(self.engine, decision, list(request.messages))
+        plan, source = await asyncio.to_thread(self._plan, request)
         for name in plan:
             try:
                 response = await handler(request.override(model=self.pool.chat_model(name)))

@@ -134,63 +134,37 @@ def _text(value: Any, *, path: Path, line: int | None, field: str) -> str:
 
 
 def _read_jsonl(path: Path) -> list[Row]:
-    rows = []
-    for number, rec in iter_jsonl(path):
-        input_tokens = _number(
-            rec.get("input_tokens"),
-            path=path,
-            line=number,
-            field="input_tokens",
-            required=False,
-            bounds=TOKEN_RANGE,
+    return [_jsonl_row(rec, path=path, line=number) for number, rec in iter_jsonl(path)]
+
+
+def _jsonl_row(rec: dict[str, Any], *, path: Path, line: int) -> Row:
+    """One line of LLMRouter's JSONL routing data, checked field by field."""
+
+    def field_number(
+        name: str, bounds: tuple[float, float], *, required: bool = False
+    ) -> float | None:
+        return _number(
+            rec.get(name), path=path, line=line, field=name, required=required, bounds=bounds
         )
-        output_tokens = _number(
-            rec.get("output_tokens"),
-            path=path,
-            line=number,
-            field="output_tokens",
-            required=False,
-            bounds=TOKEN_RANGE,
-        )
-        total = _number(
-            rec.get("token_num"),
-            path=path,
-            line=number,
-            field="token_num",
-            required=False,
-            bounds=TOKEN_RANGE,
-        )
-        if input_tokens is None and output_tokens is None and total is not None:
-            # Only a total: split it as estimated prompt tokens + the rest.
-            input_tokens = float(min(total, estimate_input_tokens(str(rec.get("query", "")))))
-            output_tokens = total - input_tokens
-        rows.append(
-            Row(
-                query=_text(rec.get("query"), path=path, line=number, field="query"),
-                model=_text(rec.get("model_name"), path=path, line=number, field="model_name"),
-                performance=_number(
-                    rec.get("performance"),
-                    path=path,
-                    line=number,
-                    field="performance",
-                    bounds=SCORE_RANGE,
-                ),  # type: ignore[arg-type]
-                task=rec.get("task_name") or None,
-                ground_truth=rec.get("ground_truth"),
-                input_tokens=input_tokens,
-                output_tokens=output_tokens,
-                cost=_number(
-                    rec.get("cost"),
-                    path=path,
-                    line=number,
-                    field="cost",
-                    required=False,
-                    bounds=COST_RANGE,
-                ),
-                verification=_verification(rec, path=path, line=number),
-            )
-        )
-    return rows
+
+    input_tokens = field_number("input_tokens", TOKEN_RANGE)
+    output_tokens = field_number("output_tokens", TOKEN_RANGE)
+    total = field_number("token_num", TOKEN_RANGE)
+    if input_tokens is None and output_tokens is None and total is not None:
+        # Only a total: split it as estimated prompt tokens + the rest.
+        input_tokens = float(min(total, estimate_input_tokens(str(rec.get("query", "")))))
+        output_tokens = total - input_tokens
+    return Row(
+        query=_text(rec.get("query"), path=path, line=line, field="query"),
+        model=_text(rec.get("model_name"), path=path, line=line, field="model_name"),
+        performance=field_number("performance", SCORE_RANGE, required=True),  # type: ignore[arg-type]
+        task=rec.get("task_name") or None,
+        ground_truth=rec.get("ground_truth"),
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        cost=field_number("cost", COST_RANGE),
+        verification=_verification(rec, path=path, line=line),
+    )
 
 
 def _confidence(value: Any, *, path: Path, line: int | None, field: str) -> float | None:

@@ -151,13 +151,21 @@ class FeedbackLoop:
             )
         return found
 
-    def feedback(self, reference: Any, score: Any, *, user_id: str | None = None) -> Interaction:
+    def feedback(
+        self,
+        reference: Any,
+        score: Any,
+        *,
+        user_id: str | None = None,
+        default_user: str | None = None,
+    ) -> Interaction:
         """Record a rating of an answer and fold it into the user's state now.
 
         Args:
             reference: The answer (see `decision_id_of`).
             score: In [0, 1]: 1 for thumbs up, 0 for down (the rating is 5 × score).
             user_id: Who rates (default: who asked, if the call said).
+            default_user: Who rates when neither ``user_id`` nor the call says.
 
         Returns:
             The rated interaction.
@@ -168,7 +176,7 @@ class FeedbackLoop:
         """
         value = check_score(score)
         found = self.decision(reference)
-        user = user_id or found.user_id
+        user = user_id or found.user_id or default_user
         if not user:
             raise InvalidOptionError(
                 "feedback needs a user: pass user_id=, or route the call with one"
@@ -184,14 +192,7 @@ class FeedbackLoop:
             if self.personal and found.model in self.router.candidates_:
                 self.router.observe(user, [interaction])  # type: ignore[attr-defined]
             return interaction
-        if self.store.decision(found.decision_id) is None:
-            self.store.record_decision(
-                found.decision_id,
-                query=found.query,
-                model=found.model,
-                router=found.router,
-                user_id=found.user_id,
-            )
+        # `answered` recorded the decision in the store already (the store is fixed for life).
         self.store.add_feedback(found.decision_id, value, user_id=user)
         self.sync(user)
         return interaction

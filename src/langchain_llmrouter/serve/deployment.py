@@ -278,11 +278,10 @@ class Deployment:
         from langchain_llmrouter.personal.online import UnknownAnswerError
 
         for model in self.routers.values():
-            try:
-                model.feedback_loop.decision(answer_id)
+            try:  # the answer is looked up before anything is written
+                return model.feedback(answer_id, score, user_id=user_id)
             except UnknownAnswerError:
                 continue
-            return model.feedback(answer_id, score, user_id=user_id)
         raise UnknownAnswerError(f"no answer with id {answer_id!r} on this server")
 
     def ready(self) -> dict[str, Any]:
