@@ -19,7 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from langchain_llmrouter import CandidatePool, RoutingDataset
-from langchain_llmrouter.routers.ensemble import EnsembleRouter, grouped_folds
+from langchain_llmrouter.routers.crossval import grouped_folds, q0_per_query
+from langchain_llmrouter.routers.ensemble import EnsembleRouter
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmrouter_example"
 MEMBERS = {
@@ -42,10 +43,9 @@ def main() -> None:
     train = RoutingDataset.from_file(args.data / "routerdc_train.json", candidates=pool)
     x = train.embed()
     y = np.nan_to_num(train.performance)
-    rows = np.arange(len(y))
 
     def quality(pred: np.ndarray) -> float:
-        return float(y[rows, pred.argmax(1)].mean())
+        return float(q0_per_query(pred, train.performance).mean())
 
     names = args.members.split(",")
     oof: dict[str, np.ndarray] = {}
@@ -59,7 +59,8 @@ def main() -> None:
     print(f"best single candidate: {y.mean(0).max():.4f}; "
           f"mean of all members: {quality(np.mean(list(oof.values()), axis=0)):.4f}\n")  # fmt: skip
 
-    folds = grouped_folds(train.queries, 5, seed=1)  # another split than the members' folds
+    # Another split than the members' folds (duplicates, by normalised text, kept together).
+    folds = grouped_folds(train.queries, 5, seed=1)
     results = []
     for size in range(2, len(names) + 1):
         for members in itertools.combinations(names, size):

@@ -19,7 +19,6 @@ from contextlib import contextmanager
 from operator import itemgetter
 from typing import Any, Literal
 
-import numpy as np
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManager,
@@ -170,11 +169,12 @@ def routing_text(
     if mode != "retrieval" or not earlier or top_k <= 0:
         return current
     from langchain_llmrouter.embeddings import embed_texts
+    from langchain_llmrouter.routers.vector_index import VectorIndex
 
     vectors = embed_texts([current, *earlier], embeddings)
-    vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    similarity = vectors[1:] @ vectors[0]
-    nearest = sorted(np.argsort(-similarity, kind="stable")[:top_k])
+    # A conversation's store is tiny: exact search, through the routers' index contract.
+    _, ids = VectorIndex("exact", "cosine").build(vectors[1:]).search(vectors[:1], top_k)
+    nearest = sorted(int(i) for i in ids[0])
     return "\n".join([*(earlier[i] for i in nearest), current])
 
 

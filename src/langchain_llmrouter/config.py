@@ -232,6 +232,14 @@ class RouterConfig(_FileConfig):
     """Parallel candidate calls for batch inference."""
     base_model: str | None = None
     """Multi-round routers' decomposer/aggregator: a candidate name (LLMRouter's key)."""
+    tune: bool = True
+    """``llmrouter train``: first choose the hyperparameters by grouped CV on the training
+    data, starting from ``hparam`` (`langchain_llmrouter.routers.tuning`; single-round
+    routers with a search space, and at least 200 distinct training queries)."""
+    tune_budget_s: float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    """Seconds of that search (no trial starts after them)."""
+    tune_folds: int = Field(default=5, ge=2, le=20)
+    """Folds of that cross-validation."""
     metric: Any = None
     device: Any = None
     api_key: Any = None

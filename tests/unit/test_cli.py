@@ -291,6 +291,13 @@ def test_train_saves_the_router_and_says_what_it_did(trained: Trained, slices: S
         "weights": "distance",
         "metric": "cosine",
         "dims": None,
+        "index": "exact",
+        "hnsw_m": 32,
+        "hnsw_ef_construction": 80,
+        "hnsw_ef_search": 128,
+        "ivf_nlist": None,
+        "ivf_nprobe": 32,
+        "index_code": None,
         "cost_weight": 0.0,
         "budget": None,
     }

@@ -725,7 +725,10 @@ def test_unknown_hparam_lists_the_valid_ones(tmp_path: Path) -> None:
     assert info.value.field == "hparam.n_neighbors"
     message = str(info.value)
     assert str(path) in message
-    assert "valid: budget, cost_weight, dims, k, metric, weights" in message
+    assert (
+        "valid: budget, cost_weight, dims, hnsw_ef_construction, hnsw_ef_search, hnsw_m, "
+        "index, index_code, ivf_nlist, ivf_nprobe, k, metric, weights" in message
+    )
 
 
 def test_baseline_hparams_are_checked_too(tmp_path: Path) -> None:
@@ -751,6 +754,13 @@ def test_good_hparams_build_the_router(tmp_path: Path) -> None:
         "weights": "uniform",
         "metric": "cosine",
         "dims": None,
+        "index": "exact",
+        "hnsw_m": 32,
+        "hnsw_ef_construction": 80,
+        "hnsw_ef_search": 128,
+        "ivf_nlist": None,
+        "ivf_nprobe": 32,
+        "index_code": None,
         "cost_weight": 2.5,
         "budget": 0.01,
     }

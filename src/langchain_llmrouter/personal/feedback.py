@@ -12,14 +12,12 @@ from __future__ import annotations
 
 import asyncio
 import math
-import numbers
 import os
 import random
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -29,9 +27,25 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlalchemy.pool import StaticPool
 
-from langchain_llmrouter.errors import InvalidOptionError, LLMRouterError
+from langchain_llmrouter.errors import InvalidOptionError
+from langchain_llmrouter.personal.feedback_schema import (
+    DEFAULT_URL,
+    IMMEDIATE,
+    DecisionRecord,
+    FeedbackRecord,
+    UnknownDecisionError,
+    as_url,
+    check_name,
+    check_score,
+    create_engine,
+    decision_record,
+    decisions_table,
+    feedback_record,
+    feedback_table,
+    is_locked,
+    metadata,
+)
 from langchain_llmrouter.personal.interactions import Interaction, question_id_of
 
 __all__ = [
@@ -42,196 +56,7 @@ __all__ = [
     "UnknownDecisionError",
 ]
 
-DEFAULT_URL = "sqlite:///llmrouter-feedback.db"
-"""The default store: a SQLite file in the working directory."""
-
 _T = TypeVar("_T")
-_IMMEDIATE = "llmrouter_begin_immediate"
-"""Execution option that makes the SQLite ``begin`` hook take the write lock up front."""
-
-metadata = sa.MetaData()
-
-decisions_table = sa.Table(
-    "decisions",
-    metadata,
-    sa.Column("id", sa.String(255), primary_key=True),
-    sa.Column("user_id", sa.String(255), nullable=True, index=True),
-    sa.Column("query", sa.Text, nullable=False),
-    sa.Column("model", sa.String(255), nullable=False),
-    sa.Column("router", sa.String(255), nullable=False),
-    sa.Column("task", sa.String(255), nullable=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-feedback_table = sa.Table(
-    "feedback",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("decision_id", sa.String(255), nullable=True, index=True),
-    sa.Column("user_id", sa.String(255), nullable=False),
-    sa.Column("model", sa.String(255), nullable=False),
-    sa.Column("query", sa.Text, nullable=False),
-    sa.Column("question_id", sa.String(255), nullable=False),
-    sa.Column("turn", sa.Integer, nullable=False, default=1),
-    sa.Column("task", sa.String(255), nullable=True),
-    sa.Column("response", sa.Text, nullable=True),
-    sa.Column("rating", sa.Float, nullable=False),
-    sa.Column("score", sa.Float, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Index("ix_feedback_user_id_id", "user_id", "id"),
-    # AUTOINCREMENT: SQLite never reuses an id, even the largest one after a delete.
-    sqlite_autoincrement=True,
-)
-
-
-class UnknownDecisionError(LLMRouterError, KeyError):
-    """Feedback names a decision (run id) that the store has no record of."""
-
-    def __init__(self, decision_id: str) -> None:
-        self.decision_id = decision_id
-        super().__init__(
-            f"unknown decision {decision_id!r}: no routing decision was recorded under this "
-            "id (record_decision must run before feedback on it, against the same database)"
-        )
-
-    def __str__(self) -> str:  # KeyError would otherwise quote the whole message
-        return str(self.args[0])
-
-
-@dataclass(frozen=True, slots=True)
-class DecisionRecord:
-    """One routing decision: which candidate answered which query, for whom.
-
-    Attributes:
-        id: The decision's id (the LangChain run id or the response id).
-        user_id: The user it was routed for, if known.
-        query: The query that was routed.
-        model: The candidate that answered.
-        router: The router that chose it.
-        task: The query's task, where known.
-        created_at: When it was recorded (UTC).
-    """
-
-    id: str
-    user_id: str | None
-    query: str
-    model: str
-    router: str
-    task: str | None
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class FeedbackRecord:
-    """One stored rating.
-
-    Attributes:
-        id: Autoincrement id; increases with every write, so it serves as a cursor.
-        decision_id: The decision it rates, or None for an imported `Interaction`.
-        user_id: Who rated.
-        model: The candidate that answered.
-        query: What the user asked.
-        question_id: `question_id_of` the query and task (or the imported interaction's).
-        turn: 1-based turn of the conversation.
-        task: The query's task, where known.
-        response: The answer, where stored.
-        rating: The rating on the 0..5 scale (``5 * score``).
-        score: The rating on the 0..1 scale.
-        created_at: When it was stored (UTC).
-    """
-
-    id: int
-    decision_id: str | None
-    user_id: str
-    model: str
-    query: str
-    question_id: str
-    turn: int
-    task: str | None
-    response: str | None
-    rating: float
-    score: float
-    created_at: datetime
-
-    def to_interaction(self) -> Interaction:
-        """This rating as an `Interaction` (no embeddings: a featuriser computes them)."""
-        return Interaction(
-            user_id=self.user_id,
-            model=self.model,
-            question_id=self.question_id,
-            turn=self.turn,
-            query=self.query,
-            response=self.response,
-            rating=self.rating,
-            task=self.task,
-        )
-
-
-def _utc(value: datetime) -> datetime:
-    """A timestamp read back from the database, as an aware UTC datetime."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _decision(row: sa.Row[Any]) -> DecisionRecord:
-    m = row._mapping
-    return DecisionRecord(
-        id=m["id"],
-        user_id=m["user_id"],
-        query=m["query"],
-        model=m["model"],
-        router=m["router"],
-        task=m["task"],
-        created_at=_utc(m["created_at"]),
-    )
-
-
-def _feedback(row: sa.Row[Any]) -> FeedbackRecord:
-    m = row._mapping
-    return FeedbackRecord(
-        id=int(m["id"]),
-        decision_id=m["decision_id"],
-        user_id=m["user_id"],
-        model=m["model"],
-        query=m["query"],
-        question_id=m["question_id"],
-        turn=int(m["turn"]),
-        task=m["task"],
-        response=m["response"],
-        rating=float(m["rating"]),
-        score=float(m["score"]),
-        created_at=_utc(m["created_at"]),
-    )
-
-
-def _check_score(score: object) -> float:
-    if isinstance(score, numbers.Real):
-        value = float(score)
-        if math.isfinite(value) and 0.0 <= value <= 1.0:
-            return value
-    raise InvalidOptionError(
-        f"score must be a finite number in [0, 1] (thumbs up = 1.0, down = 0.0), got {score!r}"
-    )
-
-
-def _check_name(what: str, value: object) -> str:
-    if not isinstance(value, str) or not value:
-        raise InvalidOptionError(f"{what} must be a non-empty string, got {value!r}")
-    return value
-
-
-def _is_locked(exc: OperationalError) -> bool:
-    """Whether ``exc`` is SQLite's transient ``database is locked`` / ``busy``."""
-    message = str(exc.orig).lower()
-    return "locked" in message or "busy" in message
-
-
-def _as_url(url: str | Path | URL) -> URL:
-    """A SQLAlchemy URL; a `Path` or a string without ``://`` is a SQLite file."""
-    if isinstance(url, URL):
-        return url
-    if isinstance(url, Path) or "://" not in url:
-        return URL.create("sqlite", database=str(Path(url).expanduser()))
-    return sa.make_url(url)
 
 
 class FeedbackStore:
@@ -289,7 +114,7 @@ class FeedbackStore:
             raise InvalidOptionError(f"busy_timeout must be >= 0 seconds, got {busy_timeout!r}")
         if retries < 0:
             raise InvalidOptionError(f"retries must be >= 0, got {retries!r}")
-        self.url = _as_url(url)
+        self.url = as_url(url)
         self.busy_timeout = busy_timeout
         self.retries = retries
         self.echo = echo
@@ -307,39 +132,6 @@ class FeedbackStore:
 
     # --- engine --------------------------------------------------------------------------
 
-    def _create_engine(self) -> Engine:
-        kwargs: dict[str, Any] = {"echo": self.echo}
-        if self._sqlite:
-            kwargs["connect_args"] = {"check_same_thread": False, "timeout": self.busy_timeout}
-            if self._memory:
-                kwargs["poolclass"] = StaticPool
-            elif self.url.database and not self.url.query.get("uri"):
-                Path(self.url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(self.url, **kwargs)
-        if self._sqlite:
-            memory = self._memory
-            busy_ms = int(self.busy_timeout * 1000)
-
-            @sa.event.listens_for(engine, "connect")
-            def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-                # SQLAlchemy emits BEGIN itself (below): sqlite3's own would skip SELECTs and
-                # could not take the write lock up front.
-                dbapi_connection.isolation_level = None
-                cursor = dbapi_connection.cursor()
-                try:
-                    cursor.execute(f"PRAGMA busy_timeout = {busy_ms}")
-                    if not memory:
-                        cursor.execute("PRAGMA journal_mode = WAL")
-                finally:
-                    cursor.close()
-
-            @sa.event.listens_for(engine, "begin")
-            def _on_begin(conn: Connection) -> None:
-                immediate = conn.get_execution_options().get(_IMMEDIATE, False)
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
-
-        return engine
-
     def _get_engine(self) -> Engine:
         if self._closed:
             raise RuntimeError(f"{self!r} is closed")
@@ -354,7 +146,7 @@ class FeedbackStore:
                 self._engine.dispose(close=False)
                 self._pid = os.getpid()
             if self._engine is None:
-                engine = self._create_engine()
+                engine = create_engine(self.url, busy_timeout=self.busy_timeout, echo=self.echo)
                 try:
                     self._retrying(engine, lambda conn: metadata.create_all(conn))
                 except BaseException:
@@ -377,11 +169,11 @@ class FeedbackStore:
         for attempt in range(self.retries + 1):
             try:
                 with self._serialised(), engine.connect() as conn:
-                    conn.execution_options(**{_IMMEDIATE: True})
+                    conn.execution_options(**{IMMEDIATE: True})
                     with conn.begin():
                         return work(conn)
             except OperationalError as exc:
-                if not (self._sqlite and _is_locked(exc)) or attempt == self.retries:
+                if not (self._sqlite and is_locked(exc)) or attempt == self.retries:
                     raise
             time.sleep(delay * (0.5 + random.random()))
             delay = min(delay * 2, 2.0)
@@ -445,11 +237,11 @@ class FeedbackStore:
         Raises:
             InvalidOptionError: An id, model, router or user id is empty or not a string.
         """
-        _check_name("decision_id", decision_id)
-        _check_name("model", model)
-        _check_name("router", router)
+        check_name("decision_id", decision_id)
+        check_name("model", model)
+        check_name("router", router)
         if user_id is not None:
-            _check_name("user_id", user_id)
+            check_name("user_id", user_id)
         if not isinstance(query, str):
             raise InvalidOptionError(f"query must be a string, got {query!r:.60}")
         values = {
@@ -503,10 +295,10 @@ class FeedbackStore:
             InvalidOptionError: ``score`` is not a finite number in [0, 1]; or no user id is
                 known (none given, none recorded); or the given one is not the decision's.
         """
-        value = _check_score(score)
-        _check_name("decision_id", decision_id)
+        value = check_score(score)
+        check_name("decision_id", decision_id)
         if user_id is not None:
-            _check_name("user_id", user_id)
+            check_name("user_id", user_id)
 
         def work(conn: Connection) -> FeedbackRecord:
             row = conn.execute(
@@ -514,7 +306,7 @@ class FeedbackStore:
             ).first()
             if row is None:
                 raise UnknownDecisionError(decision_id)
-            decision = _decision(row)
+            decision = decision_record(row)
             user = user_id if user_id is not None else decision.user_id
             if user is None:
                 raise InvalidOptionError(
@@ -612,7 +404,7 @@ class FeedbackStore:
                 sa.select(decisions_table).where(decisions_table.c.id == decision_id)
             ).first()
         )
-        return None if row is None else _decision(row)
+        return None if row is None else decision_record(row)
 
     def feedback_since(
         self, user_id: str | None = None, after_id: int = 0, *, limit: int | None = None
@@ -631,7 +423,7 @@ class FeedbackStore:
         if limit is not None:
             statement = statement.limit(limit)
         rows = self._read(lambda conn: conn.execute(statement).all())
-        return [_feedback(row) for row in rows]
+        return [feedback_record(row) for row in rows]
 
     def interactions(
         self, user_id: str | None = None, after_id: int = 0, *, limit: int | None = None

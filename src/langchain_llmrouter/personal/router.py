@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import Field
 
 from langchain_llmrouter.candidates import CandidatePool, LLMCandidate
-from langchain_llmrouter.errors import RouterLoadError
+from langchain_llmrouter.errors import InvalidOptionError, RouterLoadError
 from langchain_llmrouter.personal.interactions import Interaction, question_id_of
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
 
@@ -169,6 +169,11 @@ class PersonalRouter(BaseRouter):
         *,
         candidates: CandidatePool | Sequence[LLMCandidate] | None = None,
         query_embeddings: np.ndarray | None = None,
+        tune: bool = False,
+        tune_budget_s: float | None = None,
+        tune_space: dict[str, list[Any]] | None = None,
+        tune_folds: int = 5,
+        tune_seed: int = 0,
     ) -> Self:
         """Learn from rated interactions (or a `RoutingDataset`'s scores, as one user).
 
@@ -178,7 +183,18 @@ class PersonalRouter(BaseRouter):
                 dataset's, or bare names from the interactions at zero price).
             query_embeddings: Embeddings of each interaction's query, in order (default: the
                 interactions' own where every one has one, else computed).
+            tune: Hyperparameter search is for single-round routers: True is an error here
+                (the other ``tune_*`` arguments, the base signature's, are then unused).
+            tune_budget_s: Unused (see ``tune``).
+            tune_space: Unused (see ``tune``).
+            tune_folds: Unused (see ``tune``).
+            tune_seed: Unused (see ``tune``).
         """
+        if tune:
+            raise InvalidOptionError(
+                f"{self.name} does not tune its hyperparameters in fit (tune=True is for "
+                "single-round routers); set them on the router instead"
+            )
         self.validate_params(self.get_params())
         interactions = as_interactions(data)
         if not interactions:

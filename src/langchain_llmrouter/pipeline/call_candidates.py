@@ -29,14 +29,15 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from langchain_core.messages import BaseMessage
 
-from langchain_llmrouter.candidates import CandidatePool
+from langchain_llmrouter.candidates import CandidatePool, LLMCandidate
 from langchain_llmrouter.errors import DataFormatError, UnknownNameError
 from langchain_llmrouter.evaluation.task_metrics import (
     CodeExecutionMetric,
@@ -44,6 +45,7 @@ from langchain_llmrouter.evaluation.task_metrics import (
     get_metric,
 )
 from langchain_llmrouter.pipeline._io import cli_main
+from langchain_llmrouter.pipeline.active import ActivePlan
 from langchain_llmrouter.pipeline.calling import (
     Caller,
     build_pool,
@@ -107,8 +109,12 @@ class CallSummary:
     """Whether ``max_cost`` stopped the run with pairs left."""
     elapsed_s: float = 0.0
     """Wall time of this run's calls."""
+    engine_start_s: float = 0.0
+    """Part of ``elapsed_s`` spent starting the engine (``engine: ray``: its actors)."""
     errors: dict[str, int] = field(default_factory=dict)
     """This run's errors by type."""
+    active: str = ""
+    """Active mode: training pairs called out of all (`pipeline.active`); empty otherwise."""
 
     @property
     def complete(self) -> bool:
@@ -188,6 +194,47 @@ class _Scorer:
         if not 0.0 <= value <= 1.0:
             raise ValueError(f"metric returned {value}, outside [0, 1]")
         return value
+
+
+async def paid_call(
+    caller: Caller,
+    candidate: LLMCandidate,
+    messages: list[BaseMessage],
+    base: dict[str, Any],
+    before_send: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Call a candidate (through its `Caller`: rate limit, retries) and return the paid
+    response as a routing row without its score: ``base`` plus the response, tokens, dollars,
+    latency and attempts. Errors of the call propagate."""
+    message, latency, attempts = await caller(messages, before_send)
+    prompt_text = "\n".join(m.text for m in messages)
+    input_tokens, output_tokens, estimated = usage_tokens(message, prompt_text)
+    paid = {
+        **base,
+        "response": message.text,
+        "input_tokens": input_tokens,
+        "output_tokens": output_tokens,
+        "token_num": input_tokens + output_tokens,
+        "cost": candidate.estimate_cost(input_tokens, output_tokens),
+        "latency": round(latency, 4),
+        "attempts": attempts,
+    }
+    if estimated:
+        paid["usage_estimated"] = True
+    return paid
+
+
+def finished_row(
+    base: dict[str, Any], paid: Mapping[str, Any], performance: float, ids: Mapping[str, int]
+) -> dict[str, Any]:
+    """The routing row of a scored pair, in file order."""
+    return {
+        **base,
+        "response": paid["response"],
+        "performance": performance,
+        "embedding_id": ids.get(query_key(base)),
+        **{key: paid[key] for key in _PAID_FIELDS if key in paid},
+    }
 
 
 # --- the run ------------------------------------------------------------------------------
@@ -283,21 +330,28 @@ class _Run:
         row["model_name"] = job.model
         return row
 
+    def reserve(self, job: _Job, messages: list[BaseMessage]) -> float | None:
+        """Reserve a call's worst case against ``max_cost``; None (and stop) when it would
+        not fit under the bound with what is spent, lost and already reserved."""
+        estimate = worst_case_cost(self.pool[job.model], messages, self.config.calls.max_tokens)
+        committed = self.spent() + self.lost_cost + self.reserved
+        if self.max_cost is not None and committed + estimate > self.max_cost:
+            self.stop = True
+            self.summary.stopped_at_max_cost = True
+            return None
+        self.reserved += estimate
+        return estimate
+
     async def run_job(self, job: _Job) -> None:
         store = self.stores[job.split]
         pending = store.unscored.get((query_key(job.row), job.model))
         if pending is not None:
             await self._score_and_store(job, pending, rescoring=True)
             return
-        candidate = self.pool[job.model]
         messages = render_messages(job.row)
-        estimate = worst_case_cost(candidate, messages, self.config.calls.max_tokens)
-        committed = self.spent() + self.lost_cost + self.reserved
-        if self.max_cost is not None and committed + estimate > self.max_cost:
-            self.stop = True
-            self.summary.stopped_at_max_cost = True
+        estimate = self.reserve(job, messages)
+        if estimate is None:
             return
-        self.reserved += estimate
         request_id = next(self.request_ids)
         pair = (query_key(job.row), job.model)
 
@@ -305,27 +359,19 @@ class _Run:
             store.inflight.start(request_id, pair, estimate)
 
         try:
-            message, latency, attempts = await self.callers[job.model](messages, journal_start)
+            paid = await paid_call(
+                self.callers[job.model],
+                self.pool[job.model],
+                messages,
+                self.base_row(job),
+                journal_start,
+            )
         except Exception as exc:
             self.reserved -= estimate
-            self._record_failure(job, "call", exc, request_id=request_id)
+            self.record_failure(job, "call", exc, request_id=request_id)
             return
         self.reserved -= estimate
         self.summary.calls += 1
-        prompt_text = "\n".join(m.text for m in messages)
-        input_tokens, output_tokens, estimated = usage_tokens(message, prompt_text)
-        paid = {
-            **self.base_row(job),
-            "response": message.text,
-            "input_tokens": input_tokens,
-            "output_tokens": output_tokens,
-            "token_num": input_tokens + output_tokens,
-            "cost": candidate.estimate_cost(input_tokens, output_tokens),
-            "latency": round(latency, 4),
-            "attempts": attempts,
-        }
-        if estimated:
-            paid["usage_estimated"] = True
         await self._score_and_store(job, paid, rescoring=False, request_id=request_id)
 
     async def _score_and_store(
@@ -335,15 +381,14 @@ class _Run:
         try:
             performance = await self.scorer.score(str(paid["response"]), {**job.row, **base})
         except Exception as exc:
-            self._record_failure(job, "score", exc, paid=paid, request_id=request_id)
+            self.record_failure(job, "score", exc, paid=paid, request_id=request_id)
             return
-        row = {
-            **base,
-            "response": paid["response"],
-            "performance": performance,
-            "embedding_id": self.ids.get(query_key(job.row)),
-            **{key: paid[key] for key in _PAID_FIELDS if key in paid},
-        }
+        self.store_row(job, finished_row(base, paid, performance, self.ids), rescoring, request_id)
+
+    def store_row(
+        self, job: _Job, row: dict[str, Any], rescoring: bool, request_id: str | None
+    ) -> None:
+        """Append a scored row, end its journal entry and count it."""
         self.stores[job.split].add(row)
         if request_id is not None:
             self.stores[job.split].inflight.end(request_id)
@@ -351,7 +396,7 @@ class _Run:
         self.summary.done += 1
         self.progress.update(self.spent())
 
-    def _record_failure(
+    def record_failure(
         self,
         job: _Job,
         stage: str,
@@ -360,10 +405,31 @@ class _Run:
         paid: dict[str, Any] | None = None,
         request_id: str | None = None,
     ) -> None:
+        self.record_error(
+            job,
+            stage,
+            f"{type(exc).__name__}: {exc}",
+            error_label(exc),
+            paid=paid,
+            request_id=request_id,
+        )
+
+    def record_error(
+        self,
+        job: _Job,
+        stage: str,
+        error: str,
+        label: str,
+        *,
+        paid: dict[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        """Append a failure record (``error``: type and message; ``label``: its count key),
+        end its journal entry and count it."""
         record = {
             **(paid or self.base_row(job)),
             "stage": stage,
-            "error": f"{type(exc).__name__}: {exc}"[:2000],
+            "error": error[:2000],
             "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         store = self.stores[job.split]
@@ -373,7 +439,7 @@ class _Run:
         if request_id is not None:
             store.inflight.end(request_id)
         self.summary.failed += 1
-        kind = f"{stage} failed: {error_label(exc)}"
+        kind = f"{stage} failed: {label}"
         self.summary.errors[kind] = self.summary.errors.get(kind, 0) + 1
         self.progress.update(self.spent(), error=True)
 
@@ -393,70 +459,152 @@ async def acall_candidates(
 ) -> CallSummary:
     """Run stage 3 (async). See the module docstring.
 
+    With ``engine: ray`` in the config, the calls run on Ray
+    (`langchain_llmrouter.pipeline.ray_engine`); the result is the same.
+
     Args:
         config: The pipeline config.
         max_cost: Overrides ``calls.max_cost``.
         progress: Show the progress bar (on stderr).
         pool: Candidates to call instead of building them from ``data_path.llm_data``
-            (for chat models you already have; prices still come from the pool).
+            (for chat models you already have; prices still come from the pool). Local
+            engine only.
 
     Returns:
         What the run did.
     """
+    if config.engine == "ray":
+        from langchain_llmrouter.pipeline.ray_engine import acall_candidates_on_ray
+
+        return await acall_candidates_on_ray(
+            config, max_cost=max_cost, progress=progress, pool=pool
+        )
     if config.source is not None:
         load_plugins(config.plugins, base=config.source.parent)
     pool = pool if pool is not None else build_pool(config)
     models = selected_models(config, pool)
     max_cost = max_cost if max_cost is not None else config.calls.max_cost
-
     rows_by_split = query_rows_by_split(config, required=tuple(config.calls.splits))
     ids = embedding_ids(rows_by_split)
 
     summary = CallSummary()
     scorer = _Scorer(config)
-    jobs: list[_Job] = []
     stores: dict[Split, SplitStore] = {}
     try:
-        for split in config.calls.splits:
-            numbered = rows_by_split[split][: config.calls.limit]
-            for line, row in numbered:  # unknown metrics fail before any call is made
-                try:
-                    scorer.metric(scorer.metric_name(row))
-                except (ValueError, UnknownNameError) as exc:
-                    raise DataFormatError(
-                        str(exc), path=config.query_file(split), line=line, field="metric"
-                    ) from None
-            store = stores[split] = SplitStore(config.output(config.routing_file(split))).open()
-            store.sync_embedding_ids(ids)
-            for _, row in numbered:
-                key = query_key(row)
-                for model in models:
-                    summary.total += 1
-                    if (key, model) in store.done:
-                        summary.done_before += 1
-                    else:
-                        jobs.append(_Job(split, row, model))
-        summary.done = summary.done_before
-        _note_lost_calls(stores, summary)
+        jobs = pending_jobs(config, scorer, models, rows_by_split, ids, stores, summary)
+        plan = active_plan(config, pool, models, rows_by_split, stores, summary, jobs)
         bar = _Progress(summary.total, summary.done_before, progress)
         run = _Run(config, pool, models, stores, ids, max_cost, summary, bar, scorer)
         started = time.perf_counter()
-        shared = iter(jobs)
         try:
-            await asyncio.gather(
-                *(
-                    run.worker(shared)
-                    for _ in range(min(config.calls.max_concurrency, max(1, len(jobs))))
+            for batch in job_rounds(jobs, plan):  # one round unless active
+                shared = iter(batch)
+                await asyncio.gather(
+                    *(
+                        run.worker(shared)
+                        for _ in range(min(config.calls.max_concurrency, max(1, len(batch))))
+                    )
                 )
-            )
+                if run.stop:
+                    break
         finally:
             summary.elapsed_s = time.perf_counter() - started
             summary.spent = run.spent()
             bar.close()
+            if plan is not None:
+                end_active_plan(plan, summary, stopped=run.stop)
     finally:
         for store in stores.values():
             store.close()
     return summary
+
+
+def pending_jobs(
+    config: PipelineConfig,
+    scorer: _Scorer,
+    models: list[str],
+    rows_by_split: Mapping[str, list[tuple[int, dict[str, Any]]]],
+    ids: dict[str, int],
+    stores: dict[Split, SplitStore],
+    summary: CallSummary,
+) -> list[_Job]:
+    """The (query, candidate) pairs still to do, over the configured splits; both engines
+    take their jobs from here. Opens each split's store into ``stores`` (the caller closes
+    them), checks every row's metric before any call, and counts the pairs in ``summary``
+    (its ``done`` starts at ``done_before``); the journals' lost calls are noted too.
+
+    Raises:
+        DataFormatError: a row whose metric is unknown (naming file, line and field).
+    """
+    jobs: list[_Job] = []
+    for split in config.calls.splits:
+        numbered = rows_by_split[split][: config.calls.limit]
+        for line, row in numbered:  # unknown metrics fail before any call is made
+            try:
+                scorer.metric(scorer.metric_name(row))
+            except (ValueError, UnknownNameError) as exc:
+                raise DataFormatError(
+                    str(exc), path=config.query_file(split), line=line, field="metric"
+                ) from None
+        store = stores[split] = SplitStore(config.output(config.routing_file(split))).open()
+        store.sync_embedding_ids(ids)
+        for _, row in numbered:
+            key = query_key(row)
+            for model in models:
+                summary.total += 1
+                if (key, model) in store.done:
+                    summary.done_before += 1
+                else:
+                    jobs.append(_Job(split, row, model))
+    summary.done = summary.done_before
+    _note_lost_calls(stores, summary)
+    return jobs
+
+
+def active_plan(
+    config: PipelineConfig,
+    pool: CandidatePool,
+    models: list[str],
+    rows_by_split: Mapping[str, list[tuple[int, dict[str, Any]]]],
+    stores: Mapping[Split, SplitStore],
+    summary: CallSummary,
+    jobs: list[_Job],
+) -> ActivePlan | None:
+    """With ``calls.strategy: active``, the training split's plan (`pipeline.active`): the
+    training jobs leave ``jobs`` (the plan hands them out round by round, `job_rounds`) and
+    ``summary.total`` counts the pair budget instead of every training pair. None otherwise."""
+    if config.calls.strategy != "active":
+        return None
+    rows = [row for _, row in rows_by_split["train"][: config.calls.limit]]
+    store = stores["train"]
+    plan = ActivePlan(config, rows, models, store, pool)
+    jobs[:] = [job for job in jobs if job.split != "train"]
+    counted = sum((query_key(row), model) in store.done for row in rows for model in models)
+    known = plan.held() - len(plan.pending())
+    plan.target = max(plan.budget_pairs, plan.held())
+    summary.total += plan.target - len(rows) * len(models)
+    summary.done_before += known - counted
+    summary.done += known - counted
+    return plan
+
+
+def job_rounds(jobs: list[_Job], plan: ActivePlan | None) -> Iterator[list[_Job]]:
+    """The jobs in rounds: with a plan, its training rounds (each chosen when the caller asks
+    for the next, i.e. after the last one finished), then ``jobs``; otherwise ``jobs``."""
+    if plan is not None:
+        while batch := plan.next_pairs():
+            yield [_Job("train", row, model) for row, model in batch]
+    if jobs or plan is None:
+        yield jobs
+
+
+def end_active_plan(plan: ActivePlan, summary: CallSummary, *, stopped: bool) -> None:
+    """Settle the summary of an active run: the pairs in scope are those known or chosen
+    (plus the unspent pair budget if the run ``stopped`` early); closes the plan."""
+    target = max(plan.held(), plan.budget_pairs) if stopped else plan.held()
+    summary.total += target - plan.target
+    summary.active = plan.describe()
+    plan.close()
 
 
 def _note_lost_calls(stores: Mapping[Split, SplitStore], summary: CallSummary) -> None:
@@ -478,29 +626,43 @@ def _note_lost_calls(stores: Mapping[Split, SplitStore], summary: CallSummary) -
 
 
 def call_candidates(config: PipelineConfig, **kwargs: Any) -> CallSummary:
-    """Run stage 3 (sync wrapper of `acall_candidates`)."""
+    """Run stage 3 (sync wrapper of `acall_candidates`; ``engine: ray`` runs it on Ray)."""
     return asyncio.run(acall_candidates(config, **kwargs))
 
 
-def write_query_embeddings(config: PipelineConfig) -> Path:
-    """Embed the unique queries of the query files (ids as in the routing rows) and save them
-    as ``{"embeddings": float32[n, dim]}`` in safetensors."""
-    from safetensors.numpy import save_file
-
-    from langchain_llmrouter.embeddings import (
-        DEFAULT_EMBEDDING_MODEL,
-        embed_texts,
-        embedding_name,
-    )
-
+def query_texts(config: PipelineConfig) -> list[str]:
+    """The unique queries of the query files, in embedding-id order."""
     rows_by_split = query_rows_by_split(config)
     ids = embedding_ids(rows_by_split)
     texts = [""] * len(ids)
     for numbered in rows_by_split.values():
         for _, row in numbered:
             texts[ids[query_key(row)]] = row["query"]
+    return texts
+
+
+def write_query_embeddings(config: PipelineConfig) -> Path:
+    """Embed the unique queries of the query files (ids as in the routing rows) and save them
+    as ``{"embeddings": float32[n, dim]}`` in safetensors."""
+    if config.engine == "ray":
+        from langchain_llmrouter.pipeline.ray_engine import write_query_embeddings_on_ray
+
+        return write_query_embeddings_on_ray(config)
+    from langchain_llmrouter.embeddings import embed_texts
+
+    texts = query_texts(config)
     embeddings = config.build_embeddings()
     vectors = embed_texts(texts, embeddings) if texts else np.zeros((0, 0), dtype=np.float32)
+    return save_query_embeddings(config, vectors, embeddings)
+
+
+def save_query_embeddings(config: PipelineConfig, vectors: np.ndarray, embeddings: Any) -> Path:
+    """Write the query embeddings (row = embedding id) to ``data_path.query_embedding_data``
+    as safetensors (atomic), named after ``embeddings`` (None: the default model)."""
+    from safetensors.numpy import save_file
+
+    from langchain_llmrouter.embeddings import DEFAULT_EMBEDDING_MODEL, embedding_name
+
     target = config.output(config.data_path.query_embedding_data)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")
@@ -508,7 +670,7 @@ def write_query_embeddings(config: PipelineConfig) -> Path:
     save_file(
         {"embeddings": np.ascontiguousarray(vectors, dtype=np.float32)},
         str(tmp),
-        metadata={"model": name, "count": str(len(texts))},
+        metadata={"model": name, "count": str(len(vectors))},
     )
     os.replace(tmp, target)
     return target
@@ -516,12 +678,17 @@ def write_query_embeddings(config: PipelineConfig) -> Path:
 
 def format_report(summary: CallSummary) -> str:
     left = summary.total - summary.done
-    rate = summary.calls / summary.elapsed_s if summary.elapsed_s > 0 else 0.0
+    calling_s = summary.elapsed_s - summary.engine_start_s
+    rate = summary.calls / calling_s if calling_s > 0 else 0.0
     lines = [
         f"pairs: {summary.done}/{summary.total} done ({summary.done_before} from earlier runs, "
         f"{summary.calls} called now at {rate:.1f} calls/s, {summary.rescored} re-scored)",
         f"spent: ${summary.spent:.4f} recorded in the routing files",
     ]
+    if summary.engine_start_s:
+        lines.append(f"engine: Ray actors started in {summary.engine_start_s:.1f} s")
+    if summary.active:
+        lines.append(summary.active)
     if summary.lost_calls:
         lines.append(
             f"lost in flight: {summary.in_flight_found} calls at the last kill "
@@ -546,6 +713,7 @@ def format_report(summary: CallSummary) -> str:
 def run_stage(config: PipelineConfig, args: argparse.Namespace) -> int:
     """Stage 3 and the query embeddings, with the report; the exit code (0 done, 3 pairs
     left)."""
+    apply_engine_flags(config, args)
     if args.limit is not None:
         config.calls.limit = args.limit
     summary = call_candidates(config, max_cost=args.max_cost, progress=not args.no_progress)
@@ -553,6 +721,14 @@ def run_stage(config: PipelineConfig, args: argparse.Namespace) -> int:
     print(format_report(summary))
     print(f"query embeddings -> {target}")
     return 0 if summary.complete else 3
+
+
+def apply_engine_flags(config: PipelineConfig, args: argparse.Namespace) -> None:
+    """Apply ``--engine`` and ``--ray-address`` (`commands.add_call_arguments`) to the config."""
+    if getattr(args, "engine", None) is not None:
+        config.engine = args.engine
+    if getattr(args, "ray_address", None) is not None:
+        config.ray_address = args.ray_address
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.rate_limiters import InMemoryRateLimiter
+from langchain_core.rate_limiters import BaseRateLimiter, InMemoryRateLimiter
 
 from langchain_llmrouter.candidates import CandidatePool, LLMCandidate, estimate_input_tokens
 from langchain_llmrouter.errors import UnknownCandidateError
@@ -59,7 +59,7 @@ class Caller:
     """Calls one candidate with rate limiting and retries."""
 
     model: BaseChatModel
-    limiter: InMemoryRateLimiter | None
+    limiter: BaseRateLimiter | None
     max_retries: int
     backoff_s: float
     rng: random.Random
@@ -93,20 +93,30 @@ class Caller:
             return message, time.perf_counter() - started, attempt
 
 
+def service_bucket(
+    service: str | None, per_service: Mapping[str, float]
+) -> tuple[str, float] | None:
+    """The rate-limit bucket of a service and its requests per second (``"*"`` covers
+    services not listed; names match case-insensitively), or None when it is not limited."""
+    limits = {k.lower(): v for k, v in per_service.items()}
+    service = (service or "").lower()
+    if service in limits:
+        return service, limits[service]
+    return ("*", limits["*"]) if "*" in limits else None
+
+
 def rate_limiters(
     pool: CandidatePool, names: list[str], per_service: Mapping[str, float]
 ) -> dict[str, InMemoryRateLimiter | None]:
     """One shared limiter per service (``"*"`` covers services not listed)."""
     by_service: dict[str, InMemoryRateLimiter] = {}
-    limits = {k.lower(): v for k, v in per_service.items()}
     out: dict[str, InMemoryRateLimiter | None] = {}
     for name in names:
-        service = (pool[name].service or "").lower()
-        rate = limits.get(service, limits.get("*"))
-        if rate is None:
+        bucket = service_bucket(pool[name].service, per_service)
+        if bucket is None:
             out[name] = None
             continue
-        key = service if service in limits else "*"
+        key, rate = bucket
         if key not in by_service:
             by_service[key] = InMemoryRateLimiter(
                 requests_per_second=rate,

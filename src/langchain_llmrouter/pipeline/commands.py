@@ -15,6 +15,9 @@ from dataclasses import dataclass
 RUN_STAGES = ("queries", "embed", "calls")
 """What ``run --stages`` accepts, in the order the stages run."""
 
+ENGINES = ("local", "ray")
+"""What ``--engine`` accepts (the config's ``engine``)."""
+
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer of at least 1."""
@@ -61,6 +64,18 @@ def add_call_arguments(parser: argparse.ArgumentParser) -> None:
         "--limit", type=int, default=None, help="only the first N queries of each split"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default=None,
+        help="where the stages run: local (default) or ray (needs the ray extra; overrides "
+        "the config's engine)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster to join with --engine ray (overrides ray_address; default: a local Ray)",
+    )
 
 
 def add_call_stage_arguments(parser: argparse.ArgumentParser) -> None:

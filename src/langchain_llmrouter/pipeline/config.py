@@ -117,6 +117,53 @@ class CallsConfig(_Strict):
     """Time limit for running one generated program against its tests."""
     code_memory_mb: int = Field(default=1024, ge=64)
     """Memory limit for running one generated program."""
+    strategy: Literal["all", "active"] = "all"
+    """``all`` calls every pair; ``active`` chooses training pairs within a budget (`active`)."""
+    budget_pairs: int | float | None = None
+    """Active mode: training pairs to hold at most (a count, or a fraction in (0, 1] of all)."""
+    budget_dollars: float | None = Field(default=None, gt=0.0)
+    """Active mode: dollars the training split's calls may cost at most (worst case reserved)."""
+    active_seed_share: float = Field(default=0.2, gt=0.0, le=1.0)
+    """Active mode: share of the pair budget called at random before the chooser starts."""
+    active_batch_size: int = Field(default=256, ge=1)
+    """Active mode: pairs chosen per round (the chooser is refitted between rounds)."""
+    active_model: Literal["ridge", "knn"] = "ridge"
+    """Active mode: the chooser's quick router (Bayesian ridge or kNN on query embeddings)."""
+
+    @field_validator("budget_pairs")
+    @classmethod
+    def _budget_pairs(cls, value: int | float | None) -> int | float | None:
+        if value is None:
+            return None
+        if isinstance(value, float) and not 0.0 < value <= 1.0:
+            raise ValueError(
+                f"a fraction of all pairs must be in (0, 1], got {value}; give a whole number "
+                "for a count of pairs"
+            )
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"a count of pairs must be at least 1, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _active_needs_budget(self) -> CallsConfig:
+        if self.strategy == "active":
+            if self.budget_pairs is None and self.budget_dollars is None:
+                raise ValueError(
+                    "strategy 'active' needs a budget: set budget_pairs (a count or a fraction "
+                    "of all training pairs) and/or budget_dollars"
+                )
+            if "train" not in self.splits:
+                raise ValueError(
+                    "strategy 'active' chooses training pairs: add 'train' to calls.splits"
+                )
+        else:
+            given = [n for n in ("budget_pairs", "budget_dollars") if getattr(self, n) is not None]
+            if given:
+                raise ValueError(
+                    f"{' and '.join(given)} apply to strategy 'active' only; set "
+                    "strategy: active (or remove them)"
+                )
+        return self
 
 
 class PipelineConfig(FileConfig):
@@ -132,6 +179,14 @@ class PipelineConfig(FileConfig):
     """Stage 1."""
     calls: CallsConfig = Field(default_factory=CallsConfig)
     """Stage 3."""
+    engine: Literal["local", "ray"] = "local"
+    """Where the stages run: ``local`` (asyncio in this process) or ``ray`` (Ray Data and
+    Ray actors: `langchain_llmrouter.pipeline.ray_engine`; needs the ``ray`` extra)."""
+    ray_address: str | None = None
+    """Ray cluster to join with ``engine: ray`` (e.g. ``ray://head:10001`` or ``auto``); None
+    starts a local Ray on this machine."""
+    ray_actors: int = Field(default=2, ge=1)
+    """With ``engine: ray``: actors in the calling pool and in the query-embedding pool."""
 
     @model_validator(mode="before")
     @classmethod

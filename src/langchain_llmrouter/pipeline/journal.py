@@ -44,6 +44,7 @@ class InflightJournal:
         self.open_calls: dict[str, dict[str, Any]] = {}
         """This run's started calls not yet ended, by request id."""
         self._handle: IO[str] | None = None
+        self._lost_here = False
 
     @property
     def found_cost(self) -> float:
@@ -102,6 +103,30 @@ class InflightJournal:
             return
         self._handle.write(dumps_row({"event": "end", "id": request_id}))
         self._handle.flush()
+
+    def lose(self, request_id: str) -> float:
+        """Count a started call as lost now (its worker died with it in flight): its worst
+        case joins the tally, which is written (flushed) before the call's ``end`` line, so a
+        later kill keeps it. Returns that worst case (0.0 if the call never started)."""
+        start = self.open_calls.get(request_id)
+        if start is None or self._handle is None:
+            return 0.0
+        cost = float(start.get("worst_case_cost") or 0.0)
+        self.lost_calls += 1
+        self.lost_cost += cost
+        if not self._lost_here:  # this run counts once among the runs that lost calls
+            self.lost_runs += 1
+            self._lost_here = True
+        tally = {
+            "event": "lost",
+            "calls": self.lost_calls,
+            "worst_case_cost": self.lost_cost,
+            "runs": self.lost_runs,
+        }
+        self._handle.write(dumps_row(tally))
+        self._handle.flush()
+        self.end(request_id)
+        return cost
 
     def close(self) -> None:
         """Compact to the tally and the calls still open, or remove the file if both are

@@ -4,17 +4,27 @@ Each training query yields battles between candidates whose scores differ; Bradl
 ratings are fitted by Newton's method with an L2 prior, either once (``global``) or per query
 from its ``k`` nearest training queries (``similarity``, RouteLLM's similarity-weighted Elo),
 and a logistic calibration turns ratings into expected quality. The method, where it departs
-from LLMRouter's ``elorouter``, and its benchmark figures: ``docs/routers/elo.md``.
+from LLMRouter's ``elorouter``, and its benchmark figures: ``docs/routers/elo.md``. The
+neighbours come from `langchain_llmrouter.routers.vector_index` (``index: exact`` by default,
+FAISS ``flat`` / ``hnsw`` / ``ivf`` for large stores), and `EloRouter.add_examples` appends
+labelled queries to the similarity store without a refit.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
+from langchain_llmrouter.routers.knn import _examples
+from langchain_llmrouter.routers.vector_index import (
+    IndexedStoreMixin,
+    VectorIndex,
+    VectorIndexParams,
+)
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -31,7 +41,7 @@ _BLOCK_NUMBERS = 1 << 22
 """Most gathered battle entries per block (bounds memory for large ``k``)."""
 
 
-class EloParams(RouterParams):
+class EloParams(RouterParams, VectorIndexParams):
     variant: Literal["global", "similarity"] = "similarity"
     """``global``: one rating per candidate; ``similarity``: ratings re-fitted per query from its neighbours."""
     ties: Literal["skip", "half"] = "skip"
@@ -166,7 +176,7 @@ def to_elo(theta: np.ndarray) -> np.ndarray:
     return ELO_BASE + ELO_SCALE * (np.asarray(theta) - np.mean(theta, axis=-1, keepdims=True))
 
 
-class EloRouter(BaseRouter):
+class EloRouter(IndexedStoreMixin, BaseRouter):
     """Bradley–Terry (Elo) ratings of the candidates, global or re-fitted per query from its neighbours."""
 
     name = "elorouter"
@@ -181,6 +191,13 @@ class EloRouter(BaseRouter):
         prior: float = 10.0,
         k: int = 100,
         temperature: float = 0.2,
+        index: Literal["auto", "exact", "flat", "hnsw", "ivf"] = "exact",
+        hnsw_m: int = 32,
+        hnsw_ef_construction: int = 80,
+        hnsw_ef_search: int = 128,
+        ivf_nlist: int | None = None,
+        ivf_nprobe: int = 32,
+        index_code: str | None = None,
         cost_weight: float = 0.0,
         budget: float | None = None,
         embeddings: Embeddings | None = None,
@@ -191,6 +208,13 @@ class EloRouter(BaseRouter):
         self.prior = prior
         self.k = k
         self.temperature = temperature
+        self.index = index
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construction = hnsw_ef_construction
+        self.hnsw_ef_search = hnsw_ef_search
+        self.ivf_nlist = ivf_nlist
+        self.ivf_nprobe = ivf_nprobe
+        self.index_code = index_code
 
     # --- fitting --------------------------------------------------------------------------
 
@@ -206,23 +230,33 @@ class EloRouter(BaseRouter):
             assert query_embeddings is not None
             x = np.asarray(query_embeddings, dtype=np.float32)
             unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-            self._build_index(unit.astype(np.float32), performance)
-            rating = self._local_ratings(self.train_x_, leave_out=True)
+            self.index_ = VectorIndex.from_params(self, "cosine").build(unit)
+            self._set_scores(performance)
+            rating = self._local_ratings(unit, leave_out=True)
         self.calibration_ = fit_calibration(rating, performance)
 
-    def _build_index(self, unit_x: np.ndarray, performance: np.ndarray) -> None:
-        """Keep the unit-normalised training embeddings and their battles (also on load)."""
-        self.train_x_ = unit_x
+    @property
+    def train_x_(self) -> np.ndarray | None:
+        """The unit-normalised training embeddings of an exact index; None for FAISS."""
+        index = getattr(self, "index_", None)
+        return None if index is None or index.is_faiss else index.vectors_
+
+    def _set_scores(self, performance: np.ndarray) -> None:
+        """Keep the training scores and their battles (also on load and after adding)."""
         self.train_y_ = performance
         n, m = performance.shape
         self._battles = comparison_matrices(performance, self.ties).reshape(n, m * m)
+
+    def _n_stored(self) -> int:
+        return len(self.train_y_)
 
     def _local_ratings(self, x: np.ndarray, *, leave_out: bool = False) -> np.ndarray:
         """Ratings re-fitted per query from its ``k`` nearest training queries.
 
         Args:
             x: (n, dim) query embeddings.
-            leave_out: ``x`` is the training set itself: skip each query's own row.
+            leave_out: ``x`` is the training set itself, in order: skip each query's own row
+                (or, where an approximate index misses it, the farthest neighbour found).
         """
         n_train, m = self.train_y_.shape
         out = np.empty((len(x), m))
@@ -236,17 +270,39 @@ class EloRouter(BaseRouter):
         chunk = max(1, min(_CHUNK, _BLOCK_NUMBERS // (k * m * m)))
         for start in range(0, len(x), chunk):
             block = slice(start, start + chunk)
-            sim = unit[block] @ self.train_x_.T
-            rows = np.arange(sim.shape[0])
+            dist, index = self.index_.search(unit[block], k + 1 if leave_out else k)
             if leave_out:
-                sim[rows, rows + start] = -np.inf
-            index = np.argpartition(-sim, k - 1, axis=1)[:, :k]
-            near = np.take_along_axis(sim, index, axis=1).astype(np.float64)
+                dist, index = _drop_own(dist, index, start)
+            valid = index >= 0
+            near = np.where(valid, 1.0 - dist.astype(np.float64), -np.inf)  # cosine similarity
             weight = np.exp((near - near.max(axis=1, keepdims=True)) / self.temperature)
-            weight *= k / weight.sum(axis=1, keepdims=True)
+            weight *= valid.sum(axis=1, keepdims=True) / np.maximum(
+                weight.sum(axis=1, keepdims=True), 1e-300
+            )
+            index = np.where(valid, index, 0)
             wins = np.einsum("bk,bkj->bj", weight, self._battles[index]).reshape(-1, m, m)
             out[block] = fit_bradley_terry(wins, prior=self.prior, centre=self.theta_)
         return out
+
+    def add_examples(
+        self, queries: Sequence[str] | np.ndarray, scores: np.ndarray | Sequence[Sequence[float]]
+    ) -> EloRouter:
+        """Append labelled queries to the similarity store, with no refit; returns self.
+
+        The global ratings and the calibration stay as fitted; new queries take part in
+        the per-query ratings of later queries. Save the router afterwards to keep them.
+
+        Args:
+            queries: Query texts (embedded with the router's featuriser) or their embeddings.
+            scores: (n, n_candidates) scores in the order of ``candidates_``; NaN: unknown.
+        """
+        self._check_fitted()
+        if self.variant != "similarity":
+            raise ValueError("add_examples: the global variant keeps no store of queries")
+        x, y = _examples(self, queries, scores, self.train_y_.shape[1])
+        self.index_.add(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))
+        self._set_scores(np.concatenate([self.train_y_, y.astype(self.train_y_.dtype)]))
+        return self
 
     # --- prediction -----------------------------------------------------------------------
 
@@ -266,10 +322,10 @@ class EloRouter(BaseRouter):
         if query_embeddings is None:
             query_embeddings = self.embed_queries(queries)
         x = np.asarray(query_embeddings, dtype=np.float32)
-        if x.ndim != 2 or x.shape[1] != self.train_x_.shape[1]:
+        if x.ndim != 2 or x.shape[1] != self.index_.dim_:
             raise ValueError(
                 f"query embeddings have shape {x.shape} but the router was trained on "
-                f"dimension {self.train_x_.shape[1]}"
+                f"dimension {self.index_.dim_}"
             )
         return self._local_ratings(x)
 
@@ -291,7 +347,10 @@ class EloRouter(BaseRouter):
         }
         arrays = {"theta": self.theta_}
         if self.variant == "similarity":
-            arrays |= {"train_x": self.train_x_, "train_y": self.train_y_}
+            arrays["train_y"] = self.train_y_
+            if not self.index_.is_faiss:
+                arrays["train_x"] = self.index_.vectors_
+            meta |= self._index_state()
         return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -299,4 +358,17 @@ class EloRouter(BaseRouter):
         self.calibration_ = (float(meta["calibration"]["a"]), float(meta["calibration"]["b"]))
         self.n_battles_ = float(meta.get("n_battles", 0.0))
         if self.variant == "similarity":
-            self._build_index(arrays["train_x"], arrays["train_y"])
+            self._set_scores(arrays["train_y"])
+            self._pending_index = meta.get("index")
+            if self._pending_index is None:  # exact: the vectors are in arrays.safetensors
+                self.index_ = VectorIndex("exact", "cosine").build(arrays["train_x"])
+
+
+def _drop_own(dist: np.ndarray, index: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's k + 1 neighbours less its own training row (or, if absent, the farthest)."""
+    n, width = index.shape
+    own = index == np.arange(start, start + n)[:, None]
+    drop = np.where(own.any(axis=1), own.argmax(axis=1), width - 1)
+    keep = np.ones(index.shape, dtype=bool)
+    keep[np.arange(n), drop] = False
+    return dist[keep].reshape(n, width - 1), index[keep].reshape(n, width - 1)

@@ -11,12 +11,14 @@ figures: ``docs/routers/ensemble.md``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
+from langchain_llmrouter.routers.crossval import cross_val_predict, grouped_folds
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
@@ -87,16 +89,6 @@ class EnsembleParams(RouterParams):
         return value
 
 
-def grouped_folds(queries: list[str], n_folds: int, seed: int = 0) -> np.ndarray:
-    """A fold number per query; identical texts share a fold (groups dealt at random)."""
-    _, group = np.unique(np.asarray(queries, dtype=object), return_inverse=True)
-    n_groups = int(group.max()) + 1 if len(group) else 0
-    order = np.random.default_rng(seed).permutation(n_groups)
-    fold_of_group = np.empty(n_groups, dtype=np.int64)
-    fold_of_group[order] = np.arange(n_groups) % n_folds
-    return fold_of_group[group.ravel()]
-
-
 class EnsembleRouter(BaseRouter):
     """Stacks member routers' predicted qualities with a meta-model fitted out of fold."""
 
@@ -140,20 +132,13 @@ class EnsembleRouter(BaseRouter):
     def out_of_fold(self, dataset: RoutingDataset, query_embeddings: np.ndarray) -> np.ndarray:
         """Each member's predictions for each training query from a fit on the other folds."""
         folds = grouped_folds(dataset.queries, self.n_folds, self.random_state)
-        n, m, c = len(dataset), len(self.members), len(dataset.candidates)
-        oof = np.full((n, m, c), np.nan)
-        for fold in range(self.n_folds):
-            held, kept = np.flatnonzero(folds == fold), np.flatnonzero(folds != fold)
-            if len(held) == 0 or len(kept) == 0:
-                continue
-            part = dataset.subset(kept)
-            fitted = [
-                self._new_member(spec).fit(part, query_embeddings=query_embeddings[kept])
+        return np.stack(
+            [
+                cross_val_predict(partial(self._new_member, spec), dataset, query_embeddings, folds)
                 for spec in self.members
-            ]
-            queries = [dataset.queries[i] for i in held]
-            oof[held] = self._member_predictions(fitted, queries, query_embeddings[held])
-        return oof
+            ],
+            axis=1,
+        )
 
     # --- query features -------------------------------------------------------------------
 

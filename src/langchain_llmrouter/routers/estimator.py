@@ -102,6 +102,9 @@ class RouterEstimator(ABC):
     quality_calibration_: QualityCalibration
     """Isotonic maps of predicted qualities (`langchain_llmrouter.routers.calibrate_quality`),
     saved in ``router.json`` + ``arrays.safetensors``; unset until one is fitted."""
+    tuning_: dict[str, Any]
+    """What ``fit(tune=True)`` chose (`langchain_llmrouter.routers.tuning`), saved in
+    ``router.json`` as ``tuning``; unset without tuning."""
     new_candidates_: AddedCandidates
     """Candidates added after fitting (`langchain_llmrouter.routers.new_candidates`), saved
     like the quality calibration; unset until one is added."""
@@ -170,13 +173,30 @@ class RouterEstimator(ABC):
 
     # --- fitting --------------------------------------------------------------------------
 
-    def fit(self, dataset: RoutingDataset, *, query_embeddings: np.ndarray | None = None) -> Self:
+    def fit(
+        self,
+        dataset: RoutingDataset,
+        *,
+        query_embeddings: np.ndarray | None = None,
+        tune: bool = False,
+        tune_budget_s: float | None = None,
+        tune_space: dict[str, list[Any]] | None = None,
+        tune_folds: int = 5,
+        tune_seed: int = 0,
+    ) -> Self:
         """Learn from routing data.
 
         Args:
             dataset: Queries × candidates quality and cost.
             query_embeddings: Precomputed embeddings of ``dataset.queries`` (computed,
                 with the disk cache, when needed and not given).
+            tune: First choose the hyperparameters by grouped cross-validation on
+                ``dataset`` (`langchain_llmrouter.routers.tuning`); the choice and its CV
+                score are kept in ``tuning_`` and saved. Single-round routers only.
+            tune_budget_s: Seconds of search (default 300).
+            tune_space: Hyperparameter -> values to search (default: the router's own).
+            tune_folds: Folds of the grouped cross-validation.
+            tune_seed: Seed of the folds and of the search.
         """
         self.validate_params(self.get_params())
         if len(dataset) == 0:
@@ -190,6 +210,20 @@ class RouterEstimator(ABC):
             raise ValueError(
                 f"query_embeddings has {len(query_embeddings)} rows for {len(dataset)} queries"
             )
+        if tune:
+            from langchain_llmrouter.routers.tuning import tune_in_fit
+
+            self.tuning_ = tune_in_fit(
+                self,
+                dataset,
+                query_embeddings,
+                space=tune_space,
+                budget_s=tune_budget_s,
+                n_folds=tune_folds,
+                seed=tune_seed,
+            )
+        else:
+            self.__dict__.pop("tuning_", None)  # a record of an earlier fit's search
         self._fit(dataset, query_embeddings)
         self.fitted_ = True
         return self
@@ -280,6 +314,8 @@ class RouterEstimator(ABC):
         }
         if getattr(self, "calibrations_", None):  # `langchain_llmrouter.calibration`
             document["calibrations"] = self.calibrations_
+        if getattr(self, "tuning_", None):  # `langchain_llmrouter.routers.tuning`
+            document["tuning"] = self.tuning_
         quality_calibration = getattr(self, "quality_calibration_", None)
         if quality_calibration is not None:  # `langchain_llmrouter.routers.calibrate_quality`
             document["quality_calibration"], calibration_arrays = quality_calibration.to_state()
@@ -420,6 +456,8 @@ class RouterEstimator(ABC):
             raise RouterLoadError(f"{directory}: {exc}") from None
         if document.get("calibrations"):
             router.calibrations_ = list(document["calibrations"])
+        if isinstance(document.get("tuning"), dict):
+            router.tuning_ = document["tuning"]
         router.fitted_ = True
         return router
 

@@ -14,40 +14,30 @@ and new feedback need no retraining. Departures: ``docs/routers/gmtrouter.md``.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 from pydantic import Field, field_validator
 
-from langchain_llmrouter._optional import import_optional
 from langchain_llmrouter.errors import RouterLoadError
 from langchain_llmrouter.personal.router import PersonalRouter, PersonalRouterParams, UserHistory
+from langchain_llmrouter.routers._gmt_net import (
+    EDGE_TYPES,
+    NODE_TYPES,
+    RELATIONS,
+    Edge,
+    EgoGraphs,
+    GMTNet,
+)
 from langchain_llmrouter.routers._torch import torch_threads
+
+__all__ = ["EDGE_TYPES", "NODE_TYPES", "GMTRouter", "GMTRouterParams"]
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from langchain_llmrouter.personal.interactions import Interaction
-
-Edge = tuple[str, str, str]
-NODE_TYPES = ["user", "session", "query", "response", "llm"]
-"""Node types of an ego-graph (each user has their own copy of every LLM node)."""
-_RELATIONS = [
-    ("user", "owns", "session"),
-    ("session", "has", "query"),
-    ("session", "holds", "response"),
-    ("query", "answered_by", "response"),
-    ("llm", "generates", "response"),
-    ("user", "knows", "llm"),
-]
-EDGE_TYPES: list[Edge] = [
-    *_RELATIONS,
-    *((d, f"rev_{r}", s) for s, r, d in _RELATIONS),
-]
-"""Every relation and its reverse (messages flow both ways)."""
-_RESPONSE_DIM = 5  # [rating, residual, both centred on their session, 1]
 
 
 class GMTRouterParams(PersonalRouterParams):
@@ -86,117 +76,6 @@ class GMTRouterParams(PersonalRouterParams):
         if not 0.0 < value[0] <= value[1] <= 1.0:
             raise ValueError("hidden_share must be (low, high) with 0 < low <= high <= 1")
         return value
-
-
-@dataclass
-class _Graph:
-    """A batch of ego-graphs, ready for the network."""
-
-    x: dict[str, torch.Tensor]
-    edges: dict[Edge, torch.Tensor]
-    n_users: int
-
-
-class _GMTNet(torch.nn.Module):
-    """Population head, HGT layers over the ego-graphs, shrunk taste pooling, taste keys."""
-
-    def __init__(
-        self,
-        query_dim: int,
-        llm_dim: int,
-        hidden: int,
-        taste: int,
-        n_layers: int,
-        heads: int,
-        dropout: float,
-        query_dropout: float,
-        prior: float,
-    ) -> None:
-        super().__init__()
-        pyg_nn = import_optional("torch_geometric.nn", extra="graph", feature="gmtrouter")
-        nn = torch.nn
-        self.taste, self.query_dropout = taste, query_dropout
-        self.llm_in = nn.Sequential(
-            nn.Linear(llm_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden)
-        )
-        self.q_in = nn.Linear(query_dim, hidden)
-        self.pop = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-        self.start = nn.ParameterDict(
-            {t: nn.Parameter(0.1 * torch.randn(1, hidden)) for t in ("user", "session", "query")}
-        )
-        self.response_in = nn.Linear(_RESPONSE_DIM + hidden, hidden)
-        metadata = (NODE_TYPES, EDGE_TYPES)
-        self.convs = nn.ModuleList(
-            pyg_nn.HGTConv(hidden, hidden, metadata, heads=heads) for _ in range(n_layers)
-        )
-        self.norms = nn.ModuleList(
-            nn.ModuleDict({t: nn.LayerNorm(hidden) for t in NODE_TYPES}) for _ in range(n_layers)
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.taste_out = nn.Linear(hidden + _RESPONSE_DIM, taste)
-        self.prior = nn.Parameter(torch.full((1,), float(np.log(np.expm1(prior)))))
-        self.key = nn.Linear(hidden, 2 * taste)
-
-    def llm_states(self, llm_x: torch.Tensor) -> torch.Tensor:
-        out: torch.Tensor = self.llm_in(llm_x)
-        return out
-
-    def query(self, q: torch.Tensor, drop: bool = True) -> torch.Tensor:
-        q = torch.nn.functional.dropout(q, self.query_dropout, self.training and drop)
-        out: torch.Tensor = self.q_in(q)
-        return out
-
-    def population(self, qh: torch.Tensor, llm: torch.Tensor) -> torch.Tensor:
-        """Population logits for query states ``qh`` and LLM states of the same shape."""
-        out: torch.Tensor = self.pop(torch.cat([qh, llm, qh * llm], -1)).squeeze(-1)
-        return out
-
-    def user_states(self, graph: _Graph, llm_h: torch.Tensor) -> torch.Tensor:
-        """Each user's shrunk taste, (n_users, (1 + m) * taste): user first, then per LLM."""
-        x, n = graph.x, graph.n_users
-        m, resp_llm = len(llm_h), x["response_llm"]
-        with torch.no_grad():
-            expected = torch.sigmoid(
-                self.population(self.query(x["response_q"], False), llm_h[resp_llm])
-            )
-        rating = x["rating"]
-        residual = rating - expected
-        session = x["response_session"]
-        n_s = len(x["session"])
-        count_s = torch.zeros(n_s).index_add_(0, session, torch.ones_like(rating)).clamp(min=1)
-        both = torch.stack([rating, residual], 1)
-        mean_s = torch.zeros(n_s, 2).index_add_(0, session, both) / count_s[:, None]
-        feats = torch.cat([both, both - mean_s[session], torch.ones_like(rating)[:, None]], 1)
-        h = {t: self.start[t].expand(len(x[t]), -1) for t in ("user", "session", "query")}
-        h["llm"] = llm_h[x["llm"]]
-        h["response"] = self.response_in(torch.cat([feats, llm_h[resp_llm]], 1))
-        for conv, norm in zip(self.convs, self.norms, strict=True):
-            out = conv(h, graph.edges)
-            layer_norm: torch.nn.ModuleDict = norm  # type: ignore[assignment]
-            h = {t: layer_norm[t](h[t] + self.dropout(out[t])) for t in NODE_TYPES}
-        phi = self.taste_out(torch.cat([h["response"], feats], 1))
-        prior = torch.nn.functional.softplus(self.prior)
-        pooled = []
-        for index, size in ((x["response_user"], n), (x["response_copy"], n * m)):
-            total = torch.zeros(size, self.taste).index_add_(0, index, phi)
-            count = torch.zeros(size).index_add_(0, index, torch.ones_like(rating))
-            pooled.append((total / (count + prior)[:, None]).view(n, -1, self.taste))
-        return torch.cat(pooled, 1).reshape(n, -1)
-
-    def score(
-        self, qh: torch.Tensor, llm: torch.Tensor, states: torch.Tensor | None
-    ) -> torch.Tensor:
-        """Logits for query states ``qh`` (n, h), all LLM states ``llm`` (m, h) and user
-        states (n, (1 + m) * taste), or the population's when ``states`` is None: (n, m)."""
-        n, m, t = len(qh), len(llm), self.taste
-        qh, llm = torch.broadcast_tensors(qh[:, None, :], llm[None, :, :])
-        logits = self.population(qh, llm)
-        if states is None:
-            return logits
-        taste = states.view(n, m + 1, t)
-        key = self.key(llm)
-        personal = (taste[:, 1:] * key[..., :t]).sum(-1) + (taste[:, :1] * key[..., t:]).sum(-1)
-        return logits.detach() + personal
 
 
 class GMTRouter(PersonalRouter):
@@ -256,12 +135,14 @@ class GMTRouter(PersonalRouter):
         features = np.concatenate([unit - self.llm_mean_, price[:, None] - self.price_mean_], 1)
         return torch.from_numpy(features.astype(np.float32))
 
-    def _graph(self, histories: list[UserHistory], keep: list[np.ndarray] | None = None) -> _Graph:
+    def _graph(
+        self, histories: list[UserHistory], keep: list[np.ndarray] | None = None
+    ) -> EgoGraphs:
         """Ego-graphs of ``histories`` (only the interactions ``keep`` marks), batched. Query
         and session nodes carry no content: the user state sees ratings, not topics."""
         m = len(self.candidates_)
         parts: dict[str, list[np.ndarray]] = {k: [] for k in ("q", "rating", "llm", "s", "u")}
-        edge_parts: dict[Edge, list[np.ndarray]] = {e: [] for e in _RELATIONS}
+        edge_parts: dict[Edge, list[np.ndarray]] = {e: [] for e in RELATIONS}
         n_s = n_q = n_r = 0
         for u, history in enumerate(histories):
             edge_parts[("user", "knows", "llm")].append(
@@ -313,7 +194,7 @@ class GMTRouter(PersonalRouter):
             "response_user": torch.from_numpy(_cat(parts["u"], (0,), np.int64)),
         }
         features["response_copy"] = features["response_user"] * m + llm
-        return _Graph(x=features, edges=edges, n_users=n)
+        return EgoGraphs(x=features, edges=edges, n_users=n)
 
     # --- training -------------------------------------------------------------------------
 
@@ -336,12 +217,13 @@ class GMTRouter(PersonalRouter):
             torch.manual_seed(self.random_state)
             self.net_ = self._new_net()
             self._train([histories[u] for u in users], targets, rng)
-        self.net_.eval()
+            self.net_.eval()
+            self._choose_prior([histories[u] for u in users])
 
-    def _new_net(self) -> _GMTNet:
+    def _new_net(self) -> GMTNet:
         if self.hidden_dim % self.heads:
             raise ValueError(f"hidden_dim ({self.hidden_dim}) must be a multiple of heads")
-        return _GMTNet(
+        return GMTNet(
             self.embedding_dim_,
             self.candidate_embeddings_.shape[1] + 1,
             self.hidden_dim,
@@ -417,6 +299,46 @@ class GMTRouter(PersonalRouter):
             optimizer.step()
             self.loss_ = float(loss.detach())
 
+    def _choose_prior(self, histories: list[UserHistory]) -> None:
+        """Set the shrinkage prior count (which training barely moves) by a validation loss
+        on training users: each one's last fifth of questions is scored, with the state built
+        from the rest (a regular user) or from only its first k interactions for each k in
+        `_REVEAL` (simulated new users), averaged; `_PRIOR_GRID` and the learned count are
+        tried. Only training users are read, so new users are chosen for without looking at
+        any. (The population head has seen the scored ratings in training; its query
+        dropout keeps it from memorising them.)"""
+        cases = [_validation_case(h) for h in histories]
+        chosen = [(h, c) for h, c in zip(histories, cases, strict=True) if c is not None]
+        self.prior_losses_: dict[str, float] = {}
+        if not chosen:
+            return
+        net, rows, regimes = self.net_, _validation_rows(chosen), _validation_regimes(chosen)
+        learned = float(torch.nn.functional.softplus(net.prior.detach())[0])
+        with torch.no_grad(), torch_threads(1):
+            llm_h = net.llm_states(self._llm_features())
+            query = net.query(rows["x"], drop=False)
+            best, best_count = float("inf"), learned
+            for count in sorted({*_PRIOR_GRID, learned}):
+                net.prior.fill_(float(np.log(np.expm1(count))))
+                losses = []
+                for keep in regimes:
+                    states = torch.cat(
+                        [
+                            net.user_states(
+                                self._graph([h for h, _ in chosen[s : s + 256]], keep[s : s + 256]),
+                                llm_h,
+                            )
+                            for s in range(0, len(chosen), 256)
+                        ]
+                    )
+                    scores = net.score(query, llm_h, states[rows["owner"]])
+                    own = scores.gather(1, rows["models"][:, None]).squeeze(1)
+                    losses.append(float(self._loss(own, rows["ratings"], rows["pairs"])))
+                self.prior_losses_[f"{count:g}"] = float(np.mean(losses))
+                if self.prior_losses_[f"{count:g}"] < best - 1e-6:
+                    best, best_count = self.prior_losses_[f"{count:g}"], count
+            net.prior.fill_(float(np.log(np.expm1(best_count))))
+
     # --- states and scores ----------------------------------------------------------------
 
     def _user_states(self, histories: Mapping[str, UserHistory]) -> dict[str, np.ndarray]:
@@ -477,6 +399,70 @@ class GMTRouter(PersonalRouter):
                 )
         self.net_.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in state.items()})
         self.net_.eval()
+
+
+_PRIOR_GRID = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+"""Prior counts of the shrinkage tried on validation after training (with the learned one)."""
+_REVEAL = (5, 10, 20)
+"""Interactions known of the simulated new users the prior count is also chosen for."""
+_VALIDATION_SHARE = 0.2
+"""Share of each training user's questions (their last ones) scored when choosing the prior."""
+
+
+def _validation_case(history: UserHistory) -> tuple[np.ndarray, np.ndarray] | None:
+    """(held mask, held pairs) of a user's last questions, or None when they hold no pair or
+    leave nothing visible."""
+    codes = _codes(history.sessions)
+    n_sessions = int(codes.max()) + 1 if len(codes) else 0
+    if n_sessions < 2:
+        return None
+    held = codes >= n_sessions - max(1, round(_VALIDATION_SHARE * n_sessions))
+    pairs = _pairs(history)
+    pairs = pairs[held[pairs[:, 0]]]
+    return (held, pairs) if len(pairs) else None
+
+
+def _validation_rows(
+    chosen: list[tuple[UserHistory, tuple[np.ndarray, np.ndarray]]],
+) -> dict[str, torch.Tensor]:
+    """The held-out interactions of the validation users, stacked: query embeddings, models,
+    ratings, owner (position in ``chosen``) and (winner, loser) pairs in these rows."""
+    x, models, ratings, owner, pairs = [], [], [], [], []
+    n_rows = 0
+    for u, (history, (held, held_pairs)) in enumerate(chosen):
+        index = np.flatnonzero(held)
+        local = np.full(len(held), -1)
+        local[index] = n_rows + np.arange(len(index))
+        x.append(history.x[index])
+        models.append(history.models[index])
+        ratings.append(history.ratings[index])
+        owner.append(np.full(len(index), u))
+        pairs.append(local[held_pairs])
+        n_rows += len(index)
+    return {
+        "x": torch.from_numpy(np.concatenate(x).astype(np.float32)),
+        "models": torch.from_numpy(np.concatenate(models).astype(np.int64)),
+        "ratings": torch.from_numpy(np.concatenate(ratings).astype(np.float32)),
+        "owner": torch.from_numpy(np.concatenate(owner).astype(np.int64)),
+        "pairs": torch.from_numpy(np.concatenate(pairs).astype(np.int64)),
+    }
+
+
+def _validation_regimes(
+    chosen: list[tuple[UserHistory, tuple[np.ndarray, np.ndarray]]],
+) -> list[list[np.ndarray]]:
+    """Per regime, each validation user's visible interactions: every one not held out,
+    then only the first k of those for each k in `_REVEAL`."""
+    visible = [~held for _, (held, _) in chosen]
+    regimes = [visible]
+    for k in _REVEAL:
+        regime = []
+        for mask in visible:
+            first = np.zeros_like(mask)
+            first[np.flatnonzero(mask)[:k]] = True
+            regime.append(first)
+        regimes.append(regime)
+    return regimes
 
 
 def _codes(values: list[str]) -> np.ndarray:

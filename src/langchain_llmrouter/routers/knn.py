@@ -2,25 +2,37 @@
 
 Unlike LLMRouter's kNN classifier over "best model" labels (which breaks ties by
 file order and cannot trade quality for cost), this predicts every candidate's
-quality, so the shared cost policy applies.
+quality, so the shared cost policy applies. The neighbours are found through
+`langchain_llmrouter.routers.vector_index` (``index: exact`` by default; ``flat``, ``hnsw`` or
+``ivf`` through FAISS for large stores), and labelled queries can be appended to a fitted
+router with `KNNRouter.add_examples` (no refit).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
 
 from langchain_llmrouter.routers.base import BaseRouter, RouterParams
+from langchain_llmrouter.routers.vector_index import (
+    IndexedStoreMixin,
+    VectorIndex,
+    VectorIndexParams,
+    smallest_k,
+)
 
 if TYPE_CHECKING:
     from langchain_core.embeddings import Embeddings
 
     from langchain_llmrouter.data import RoutingDataset
 
+__all__ = ["KNNParams", "KNNRouter", "smallest_k"]
 
-class KNNParams(RouterParams):
+
+class KNNParams(RouterParams, VectorIndexParams):
     k: int = Field(default=50, ge=1)
     """Number of neighbours."""
     weights: Literal["uniform", "distance"] = "distance"
@@ -33,7 +45,7 @@ class KNNParams(RouterParams):
     is a faster one: at 128 dims, 5,608 queries take 2.9 MB instead of 8.6 MB."""
 
 
-class KNNRouter(BaseRouter):
+class KNNRouter(IndexedStoreMixin, BaseRouter):
     """Predicts each candidate's quality from the k nearest training queries (embedding space)."""
 
     name = "knnrouter"
@@ -49,6 +61,13 @@ class KNNRouter(BaseRouter):
         weights: Literal["uniform", "distance"] = "distance",
         metric: Literal["cosine", "l2"] = "cosine",
         dims: int | None = None,
+        index: Literal["auto", "exact", "flat", "hnsw", "ivf"] = "exact",
+        hnsw_m: int = 32,
+        hnsw_ef_construction: int = 80,
+        hnsw_ef_search: int = 128,
+        ivf_nlist: int | None = None,
+        ivf_nprobe: int = 32,
+        index_code: str | None = None,
         cost_weight: float = 0.0,
         budget: float | None = None,
         embeddings: Embeddings | None = None,
@@ -58,6 +77,13 @@ class KNNRouter(BaseRouter):
         self.weights = weights
         self.metric = metric
         self.dims = dims
+        self.index = index
+        self.hnsw_m = hnsw_m
+        self.hnsw_ef_construction = hnsw_ef_construction
+        self.hnsw_ef_search = hnsw_ef_search
+        self.ivf_nlist = ivf_nlist
+        self.ivf_nprobe = ivf_nprobe
+        self.index_code = index_code
 
     def _fit(self, dataset: RoutingDataset | None, query_embeddings: np.ndarray | None) -> None:
         assert dataset is not None and query_embeddings is not None
@@ -73,7 +99,8 @@ class KNNRouter(BaseRouter):
             ]
             self.pca_mean_ = mean.astype(np.float32)
             self.pca_components_ = np.ascontiguousarray(vt.T, dtype=np.float32)
-        self._build_index(self._project(x), np.asarray(dataset.performance, dtype=np.float32))
+        self.index_ = VectorIndex.from_params(self, self.metric).build(self._project(x))
+        self._set_scores(np.asarray(dataset.performance, dtype=np.float32))
 
     def _project(self, x: np.ndarray) -> np.ndarray:
         if self.pca_components_ is None:
@@ -85,92 +112,105 @@ class KNNRouter(BaseRouter):
             )
         return (x - self.pca_mean_) @ self.pca_components_
 
-    def _build_index(self, train_x: np.ndarray, train_y: np.ndarray) -> None:
-        self.train_x_ = train_x
+    @property
+    def train_x_(self) -> np.ndarray | None:
+        """The stored (projected) training embeddings of an exact index; None for FAISS."""
+        index = getattr(self, "index_", None)
+        return None if index is None or index.is_faiss else index.vectors_
+
+    def _set_scores(self, train_y: np.ndarray) -> None:
+        """Keep the training scores (also on load and after `add_examples`)."""
         self.train_y_ = train_y
-        self.n_neighbors_ = min(self.k, len(train_x))
-        if self.metric == "cosine":
-            norms = np.linalg.norm(train_x, axis=1, keepdims=True)
-            self._unit_x = train_x / np.maximum(norms, 1e-12)
-        else:
-            self._sq_norms = (train_x.astype(np.float64) ** 2).sum(axis=1)
+        self.n_neighbors_ = min(self.k, len(train_y))
         self._global_mean = np.nan_to_num(np.nanmean(train_y, axis=0), nan=0.0)
         # Missing scores as 0 with a 0/1 mask, so a query's weighted mean is two products.
         self._known_y = (~np.isnan(train_y)).astype(np.float32)
         self._filled_y = np.where(np.isnan(train_y), 0.0, train_y).astype(np.float32)
 
-    def _neighbours(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(distances, indices) of the k nearest training queries, by brute force.
+    def _n_stored(self) -> int:
+        return len(self.train_y_)
 
-        One matrix product per batch: at these sizes (thousands of 384-d vectors) it
-        is faster than a tree and than scikit-learn's per-call validation overhead.
-        """
-        k = self.n_neighbors_
-        if self.metric == "cosine":
-            unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
-            dist = 1.0 - unit @ self._unit_x.T
-        else:
-            sq = (x.astype(np.float64) ** 2).sum(axis=1, keepdims=True)
-            dist = np.sqrt(np.maximum(sq - 2.0 * (x @ self.train_x_.T) + self._sq_norms, 0.0))
-        if k < dist.shape[1]:
-            index = smallest_k(dist, k)
-        else:
-            index = np.broadcast_to(np.arange(dist.shape[1]), dist.shape).copy()
-        return np.take_along_axis(dist, index, axis=1), index
+    def _neighbours(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(distances, indices) of the k nearest training queries, through the index."""
+        return self.index_.search(x, self.n_neighbors_, ordered=False)
 
     def _predict_quality(
         self, queries: list[str], query_embeddings: np.ndarray | None
     ) -> np.ndarray:
         assert query_embeddings is not None
         x = self._project(np.asarray(query_embeddings, dtype=np.float32))
-        if x.shape[1] != self.train_x_.shape[1]:
+        if x.shape[1] != self.index_.dim_:
             raise ValueError(
-                f"query embeddings have dimension {x.shape[1]} but the router was trained on {self.train_x_.shape[1]}"
+                f"query embeddings have dimension {x.shape[1]} but the router was trained on "
+                f"{self.index_.dim_}"
             )
         distance, index = self._neighbours(x)
         if self.weights == "distance":
             w = 1.0 / (np.maximum(distance, 0.0) + 1e-6)
         else:
             w = np.ones_like(distance)
+        missing = index < 0  # an approximate index found fewer than k
+        if missing.any():
+            w, index = np.where(missing, 0.0, w), np.where(missing, 0, index)
         w = w[:, None, :]  # (n, 1, k) @ (n, k, m): each query's weighted sums over its neighbours
         total = (w @ self._known_y[index])[:, 0, :]
         predicted = (w @ self._filled_y[index])[:, 0, :] / np.maximum(total, 1e-12)
         # A candidate none of the neighbours has a score for gets the candidate's global mean.
         return np.where(total > 0, predicted, self._global_mean)
 
+    def add_examples(
+        self, queries: Sequence[str] | np.ndarray, scores: np.ndarray | Sequence[Sequence[float]]
+    ) -> KNNRouter:
+        """Append labelled queries to the fitted store, with no refit; returns self.
+
+        The index takes them as it is (exact and flat append, HNSW inserts, IVF adds to its
+        trained lists; the PCA of ``dims`` is kept). Save the router afterwards to keep them.
+
+        Args:
+            queries: Query texts (embedded with the router's featuriser) or their embeddings,
+                (n, dim) in the space the router was fitted on.
+            scores: (n, n_candidates) scores in the order of ``candidates_``; NaN: unknown.
+        """
+        self._check_fitted()
+        x, y = _examples(self, queries, scores, self.train_y_.shape[1])
+        self.index_.add(self._project(x))
+        self._set_scores(np.concatenate([self.train_y_, y]))
+        return self
+
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        arrays = {"train_x": self.train_x_, "train_y": self.train_y_}
+        arrays = {"train_y": self.train_y_}
+        if not self.index_.is_faiss:
+            arrays["train_x"] = self.index_.vectors_
         if self.pca_components_ is not None and self.pca_mean_ is not None:
             arrays |= {"pca_mean": self.pca_mean_, "pca_components": self.pca_components_}
-        return {}, arrays
+        return self._index_state(), arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.pca_mean_ = arrays.get("pca_mean")
         self.pca_components_ = arrays.get("pca_components")
-        self._build_index(arrays["train_x"], arrays["train_y"])
+        self._set_scores(arrays["train_y"])
+        self._pending_index = meta.get("index")
+        if self._pending_index is None:  # exact: the vectors are in arrays.safetensors
+            self.index_ = VectorIndex("exact", self.metric).build(arrays["train_x"])
 
 
-def smallest_k(dist: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of each row's k smallest values (in no order); exact.
-
-    `np.argpartition` over every column costs as much as the distance matrix itself, so
-    first bound each row's k-th smallest by the k-th smallest of a quarter of its columns
-    (an upper bound, since the quarter is a subset), keep the columns at or under it (a few
-    times k of them), and partition only those.
-    """
-    n, width = dist.shape
-    block = max(width // 4, 4 * k)
-    if block >= width:
-        return np.argpartition(dist, k - 1, axis=1)[:, :k]
-    bound = np.partition(dist[:, :block], k - 1, axis=1)[:, k - 1]
-    rows, cols = np.nonzero(dist <= bound[:, None])  # at least k per row
-    counts = np.bincount(rows, minlength=n)
-    if counts.min() < k:  # NaN distances: no bound holds
-        return np.argpartition(dist, k - 1, axis=1)[:, :k]
-    slot = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-    kept = np.full((n, int(counts.max())), np.inf, dtype=dist.dtype)
-    kept[rows, slot] = dist[rows, cols]
-    kept_cols = np.zeros(kept.shape, dtype=np.int64)
-    kept_cols[rows, slot] = cols
-    pick = np.argpartition(kept, k - 1, axis=1)[:, :k]
-    return np.take_along_axis(kept_cols, pick, axis=1)
+def _examples(
+    router: BaseRouter, queries: Sequence[str] | np.ndarray, scores: Any, n_candidates: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(embeddings, scores) of labelled queries for `add_examples`, checked."""
+    if isinstance(queries, np.ndarray):
+        x = np.asarray(queries, dtype=np.float32)
+    else:
+        x = np.asarray(router.embed_queries(list(queries)), dtype=np.float32)
+    y = np.asarray(scores, dtype=np.float32)
+    if x.ndim != 2 or y.ndim != 2 or len(x) != len(y):
+        raise ValueError(
+            f"add_examples: queries give shape {x.shape} and scores {y.shape}; expected (n, dim) "
+            "embeddings (or n texts) and (n, n_candidates) scores"
+        )
+    if y.shape[1] != n_candidates:
+        raise ValueError(
+            f"add_examples: scores have {y.shape[1]} columns; the router was fitted on "
+            f"{n_candidates} candidates ({', '.join(router.candidates_[:n_candidates])})"
+        )
+    return x, y

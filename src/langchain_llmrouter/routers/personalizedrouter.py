@@ -20,9 +20,17 @@ import numpy as np
 import torch
 from pydantic import Field
 
-from langchain_llmrouter._optional import import_optional
 from langchain_llmrouter.errors import RouterLoadError
 from langchain_llmrouter.personal.router import PersonalRouter, PersonalRouterParams, UserHistory
+from langchain_llmrouter.routers._personalized_net import (
+    Q2M,
+    Q2T,
+    T2Q,
+    Edges,
+    PersonalizedNet,
+    draw_targets,
+    preference_pairs,
+)
 from langchain_llmrouter.routers._torch import torch_threads
 
 if TYPE_CHECKING:
@@ -30,12 +38,6 @@ if TYPE_CHECKING:
 
     from langchain_llmrouter.personal.interactions import Interaction
 
-Edges = dict[tuple[str, str, str], torch.Tensor]
-
-# Message directions of the GNN over the shared graph (users are handled by the ridge update).
-_Q2T = ("query", "belongs_to", "task")
-_T2Q = ("task", "contains", "query")
-_Q2M = ("query", "rated", "llm")
 _VALIDATE_EVERY = 5
 # The training graph, saved with the weights: array name -> dtype.
 _GRAPH = {
@@ -80,102 +82,6 @@ class PersonalizedRouterParams(PersonalRouterParams):
     """Share of each user's questions held out for early stopping (0: no stopping)."""
     random_state: int = 0
     """Seed of the clusters, the masks, the split and the weights."""
-
-
-class _Net(torch.nn.Module):
-    """GNN over task / query / LLM nodes, a link trunk, and the user-state (ridge) update."""
-
-    def __init__(
-        self, query_dim: int, llm_dim: int, hidden: int, taste: int, layers: int, dropout: float
-    ) -> None:
-        super().__init__()
-        pyg_nn = import_optional("torch_geometric.nn", extra="graph", feature="personalizedrouter")
-        nn = torch.nn
-        self.encode = nn.ModuleDict(
-            {
-                "query": nn.Linear(query_dim, hidden),
-                "task": nn.Linear(query_dim, hidden),
-                "llm": nn.Linear(llm_dim, hidden),
-            }
-        )
-
-        def mlp() -> torch.nn.Module:
-            return nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, hidden))
-
-        # Query states never read ratings (a new query has none); LLM states gather the
-        # visible ratings of the queries they answered (GINE: which query, rated how).
-        self.convs = nn.ModuleList(
-            pyg_nn.HeteroConv(
-                {
-                    _Q2T: pyg_nn.SAGEConv(hidden, hidden, aggr="mean"),
-                    _T2Q: pyg_nn.SAGEConv(hidden, hidden, aggr="mean"),
-                    _Q2M: pyg_nn.GINEConv(mlp(), edge_dim=2, aggr="mean"),
-                },
-                aggr="sum",
-            )
-            for _ in range(layers)
-        )
-        self.norms = nn.ModuleList(
-            nn.ModuleDict({t: nn.LayerNorm(hidden) for t in ("query", "task", "llm")})
-            for _ in range(layers)
-        )
-        self.dropout = nn.Dropout(dropout)
-        self.trunk = nn.Sequential(nn.Linear(3 * hidden, hidden), nn.ReLU())
-        self.population = nn.Linear(hidden, 1)
-        self.taste = nn.Linear(hidden, taste)
-        # Prior strengths of the user fit: taste-feature weights, per-LLM biases.
-        self.log_ridge = nn.Parameter(torch.zeros(2))
-        self.gain = nn.Parameter(torch.full((1,), 4.0))
-
-    def _layer(self, i: int, h: dict[str, torch.Tensor], edges: Edges, attr: Edges) -> Any:
-        out = self.convs[i](h, edges, attr)
-        norm: torch.nn.ModuleDict = self.norms[i]  # type: ignore[assignment]
-        return {
-            t: norm[t](h[t] + self.dropout(torch.relu(out[t]))) if t in out else h[t] for t in h
-        }
-
-    def context(
-        self, x: dict[str, torch.Tensor], edges: Edges, attr: Edges
-    ) -> list[dict[str, torch.Tensor]]:
-        """Node states entering each layer and leaving the last one (all three types)."""
-        states = [{t: self.encode[t](v) for t, v in x.items()}]
-        for i in range(len(self.convs)):
-            states.append(self._layer(i, states[-1], edges, attr))
-        return states
-
-    def attached(
-        self, context: list[dict[str, torch.Tensor]], x: torch.Tensor, task: torch.Tensor
-    ) -> torch.Tensor:
-        """Final states of new queries ``x`` linked to their ``task`` (they send nothing)."""
-        hq = self.encode["query"](x)
-        t2q = torch.stack([task, torch.arange(len(x))])
-        for i in range(len(self.convs)):
-            hq = self._layer(i, {"query": hq, "task": context[i]["task"]}, {_T2Q: t2q}, {})["query"]
-        return hq
-
-    def link(
-        self, hq: torch.Tensor, hm: torch.Tensor, llm: torch.Tensor, n_llms: int
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(population logit, user features) of query–LLM pairs (matching rows; ``llm`` the
-        candidate indices): the learned taste features, then a one-hot of the LLM."""
-        z = self.dropout(self.trunk(torch.cat([hq, hm, hq * hm], dim=-1)))
-        one_hot = torch.nn.functional.one_hot(llm, n_llms).to(z.dtype)
-        return self.population(z).squeeze(-1), torch.cat([self.taste(z), one_hot], -1)
-
-    def user_states(
-        self, phi: torch.Tensor, residual: torch.Tensor, user: torch.Tensor, n_users: int
-    ) -> torch.Tensor:
-        """Each user's state: the ridge fit of their rating residuals (rating minus the
-        population prediction) on the user features of their rated edges, a sum aggregation
-        of edge messages, then a solve), with a prior of its own on the per-LLM biases."""
-        d, n_taste = phi.shape[1], self.taste.out_features
-        gram = torch.zeros(n_users, d * d).index_add_(
-            0, user, (phi[:, :, None] * phi[:, None, :]).reshape(len(phi), d * d)
-        )
-        moment = torch.zeros(n_users, d).index_add_(0, user, phi * residual[:, None])
-        ridge = torch.exp(self.log_ridge)
-        prior = torch.cat([ridge[0].expand(n_taste), ridge[1].expand(d - n_taste)])
-        return torch.linalg.solve(gram.reshape(n_users, d, d) + torch.diag(prior), moment)
 
 
 _PRIOR_STEPS = (-1.0, 0.0, 1.0, 2.0, 4.0, 8.0)
@@ -279,8 +185,8 @@ class PersonalizedRouter(PersonalRouter):
         qm = np.stack([g["edge_query"][visible], g["edge_llm"][visible]])
         rating = g["edge_rating"][visible]
         attr = np.stack([rating - 0.5, np.ones_like(rating)], axis=1).astype(np.float32)
-        edges = {_Q2T: qt, _T2Q: qt.flip(0), _Q2M: torch.from_numpy(qm)}
-        return edges, {_Q2M: torch.from_numpy(attr)}
+        edges = {Q2T: qt, T2Q: qt.flip(0), Q2M: torch.from_numpy(qm)}
+        return edges, {Q2M: torch.from_numpy(attr)}
 
     def _inputs(self) -> dict[str, torch.Tensor]:
         names = {"query": "query_x", "task": "task_centroids"}
@@ -322,9 +228,9 @@ class PersonalizedRouter(PersonalRouter):
             self._train(np.random.default_rng(self.random_state), user, session.astype(np.int64))
         self.net_.eval()
 
-    def _new_net(self) -> _Net:
+    def _new_net(self) -> PersonalizedNet:
         query_dim, llm_dim = self.graph_["query_x"].shape[1], len(self.graph_["llm_center"]) + 2
-        return _Net(
+        return PersonalizedNet(
             query_dim, llm_dim, self.hidden_dim, self.taste_dim, self.n_layers, self.dropout
         )
 
@@ -344,7 +250,7 @@ class PersonalizedRouter(PersonalRouter):
             "user": torch.from_numpy(user),
             "n_users": n_users,
             "rating": torch.from_numpy(self.graph_["edge_rating"].astype(np.float32)),
-            "pairs": torch.from_numpy(_pairs(session, self.graph_["edge_rating"])),
+            "pairs": torch.from_numpy(preference_pairs(session, self.graph_["edge_rating"])),
         }
         inputs = self._inputs()
         optimizer = torch.optim.AdamW(
@@ -353,7 +259,7 @@ class PersonalizedRouter(PersonalRouter):
         best, best_state, stale = float("inf"), copy.deepcopy(self.net_.state_dict()), 0
         self.epochs_trained_ = 0
         for _ in range(self.max_epochs):
-            target = _draw_targets(rng, session_user, held, n_users)
+            target = draw_targets(rng, session_user, held, n_users)
             self.net_.train()
             loss = self._loss(inputs, edges, ~target[session] & ~held[session], target[session])
             optimizer.zero_grad()
@@ -387,19 +293,39 @@ class PersonalizedRouter(PersonalRouter):
         """Set the two prior strengths of the user fit by the validation loss over a grid
         (training barely moves them before early stopping). The strongest priors shrink users
         almost to the population, so where personalising does not help on held-out questions,
-        the grid falls back towards the population."""
+        the grid falls back towards the population. The graph's outputs do not depend on the
+        priors, so they are computed once."""
         self.net_.eval()
         start = self.net_.log_ridge.detach().clone()
         chosen = start
         with torch.no_grad():
+            pop, phi = self._edge_outputs(inputs, visible)
             for taste in _PRIOR_STEPS:
                 for bias in _PRIOR_STEPS:
                     self.net_.log_ridge.copy_(start + torch.tensor([taste, bias]))
-                    val = float(self._loss(inputs, edges, visible, held))
+                    val = float(self._loss_of(pop, phi, edges, visible, held))
                     if val < best - 1e-6:
                         best, chosen = val, self.net_.log_ridge.detach().clone()
             self.net_.log_ridge.copy_(chosen)
         return best
+
+    def _edge_outputs(
+        self, inputs: dict[str, torch.Tensor], visible: np.ndarray
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(population logit, user features) of every training edge, with the ratings of the
+        ``visible`` edges only in message passing."""
+        h = self.net_.context(inputs, *self._relations(visible))[-1]
+        eq, em = (torch.from_numpy(self.graph_[k]) for k in ("edge_query", "edge_llm"))
+        return self.net_.link(h["query"][eq], h["llm"][em], em, len(self.candidates_))
+
+    def _personal_logits(
+        self, pop: torch.Tensor, phi: torch.Tensor, edges: dict[str, Any], seen: np.ndarray
+    ) -> torch.Tensor:
+        """Every training edge's logit for its user, their state fitted on ``seen`` edges."""
+        vis, rating = torch.from_numpy(seen), edges["rating"]
+        residual = rating[vis] - torch.sigmoid(pop[vis]).detach()
+        states = self.net_.user_states(phi[vis], residual, edges["user"][vis], edges["n_users"])
+        return pop + self.net_.gain * (phi * states[edges["user"]]).sum(-1)
 
     def _loss(
         self,
@@ -410,13 +336,20 @@ class PersonalizedRouter(PersonalRouter):
     ) -> torch.Tensor:
         """Loss on the ``target`` edges, their ratings hidden from message passing and from
         the user states (which see the ``visible`` edges only)."""
-        h = self.net_.context(inputs, *self._relations(visible))[-1]
-        eq, em = (torch.from_numpy(self.graph_[k]) for k in ("edge_query", "edge_llm"))
-        pop, phi = self.net_.link(h["query"][eq], h["llm"][em], em, len(self.candidates_))
-        vis, tgt, rating = torch.from_numpy(visible), torch.from_numpy(target), edges["rating"]
-        residual = rating[vis] - torch.sigmoid(pop[vis]).detach()
-        states = self.net_.user_states(phi[vis], residual, edges["user"][vis], edges["n_users"])
-        logit = pop + self.net_.gain * (phi * states[edges["user"]]).sum(-1)
+        pop, phi = self._edge_outputs(inputs, visible)
+        return self._loss_of(pop, phi, edges, visible, target)
+
+    def _loss_of(
+        self,
+        pop: torch.Tensor,
+        phi: torch.Tensor,
+        edges: dict[str, Any],
+        seen: np.ndarray,
+        target: np.ndarray,
+    ) -> torch.Tensor:
+        """Loss on the ``target`` edges of user states fitted on the ``seen`` edges."""
+        tgt, rating = torch.from_numpy(target), edges["rating"]
+        logit = self._personal_logits(pop, phi, edges, seen)
         bce = torch.nn.functional.binary_cross_entropy_with_logits
         loss = bce(logit[tgt], rating[tgt]) + self.population_weight * bce(pop[tgt], rating[tgt])
         pairs = edges["pairs"][tgt[edges["pairs"][:, 0]]]
@@ -532,35 +465,3 @@ class PersonalizedRouter(PersonalRouter):
                 )
         self.net_.load_state_dict({k: torch.from_numpy(v.copy()) for k, v in weights.items()})
         self.net_.eval()
-
-
-def _pairs(session: np.ndarray, rating: np.ndarray) -> np.ndarray:
-    """(winner, loser) edge indices of every same-question pair with different ratings."""
-    order = np.argsort(session, kind="stable")
-    bounds = np.flatnonzero(np.diff(session[order])) + 1
-    out = []
-    for group in np.split(order, bounds):
-        for a_pos, a in enumerate(group):
-            for b in group[a_pos + 1 :]:
-                if rating[a] != rating[b]:
-                    out.append((a, b) if rating[a] > rating[b] else (b, a))
-    return np.array(out, dtype=np.int64).reshape(-1, 2)
-
-
-def _draw_targets(
-    rng: np.random.Generator, session_user: np.ndarray, held: np.ndarray, n_users: int
-) -> np.ndarray:
-    """Per question, whether it is a target this step: each user keeps a uniformly drawn
-    number (0 .. all but one) of their training questions visible, the rest are targets, so
-    the model learns from contexts as small as a new user's and as large as a regular's."""
-    n = len(session_user)
-    order = rng.permutation(n)
-    order = order[np.argsort(session_user[order], kind="stable")]
-    order = order[~held[order]]
-    counts = np.bincount(session_user[order], minlength=n_users)
-    keep = np.floor(rng.random(n_users) * counts).astype(np.int64)
-    starts = np.cumsum(counts) - counts
-    rank = np.arange(len(order)) - starts[session_user[order]]
-    target = np.zeros(n, dtype=bool)
-    target[order] = rank >= keep[session_user[order]]
-    return target

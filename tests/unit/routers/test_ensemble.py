@@ -13,7 +13,8 @@ import pytest
 from langchain_llmrouter import ConfigError, RoutingDataset, create_router, load_router
 from langchain_llmrouter.routers import registry
 from langchain_llmrouter.routers.base import BaseRouter
-from langchain_llmrouter.routers.ensemble import EnsembleRouter, grouped_folds
+from langchain_llmrouter.routers.crossval import grouped_folds
+from langchain_llmrouter.routers.ensemble import EnsembleRouter
 from langchain_llmrouter.testing import ContractData, RouterContractTests
 
 FAST_MEMBERS = [{"router": "knnrouter", "k": 20}, {"router": "elorouter", "k": 20}]

@@ -143,6 +143,13 @@ def test_set_params(short_fit: RoutingDataset) -> None:
         "weights": "distance",
         "metric": "l2",
         "dims": None,
+        "index": "exact",
+        "hnsw_m": 32,
+        "hnsw_ef_construction": 80,
+        "hnsw_ef_search": 128,
+        "ivf_nlist": None,
+        "ivf_nprobe": 32,
+        "index_code": None,
         "cost_weight": 0.0,
         "budget": None,
     }

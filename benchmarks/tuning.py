@@ -1,0 +1,204 @@
+"""Fit-time tuning (`fit(tune=True)`) against each router's fixed defaults, on RouterDC.
+
+Part ``q0``: each router trained on routerdc_train with the hyperparameters of its
+configs/train/<name>.yaml (and featuriser), then again with ``tune=True`` (grouped CV on the
+train file only; the test file is read after every choice is made), and ``ensemble`` built
+from tuned members. Q0 on all 500 test queries and on the 381 novel ones, with the paired
+bootstrap interval of the difference to the best single candidate (the package's
+`evaluate_router`, as in ``llmrouter bench``).
+
+Part ``apgr``: two-candidate subsets of RouterDC, every (strong, cheap) pair among the 3
+strongest candidates (mean train score) and the 3 cheapest (price per million output
+tokens) among the others (9 pairs); each router trained on the pair's train data with and
+without tuning, and RouteLLM's APGR (the package's `apgr_cpt`) on the pair's test data.
+
+Usage:
+    OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 nice -n 5 python benchmarks/tuning.py \\
+        --part q0 --routers knnrouter elorouter mlprouter --budget 120 --folds 5
+    ... --part apgr --routers knnrouter elorouter --budget 20 --folds 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from langchain_llmrouter import CandidatePool, RoutingDataset
+from langchain_llmrouter.config import load_config
+from langchain_llmrouter.embeddings import embed_texts
+from langchain_llmrouter.evaluation import apgr_cpt, evaluate_router
+from langchain_llmrouter.evaluation.bench import _align
+from langchain_llmrouter.routers.registry import get_router_class
+from langchain_llmrouter.routers.tuning import fit_with_tuning
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "llmrouter_example"
+ROUTERS = ["knnrouter", "elorouter", "mlprouter", "mfrouter", "svmrouter"]
+
+
+def _setup(name: str) -> tuple[dict[str, Any], Any, str]:
+    """The router's hparam and embedder from configs/train/<name>.yaml, and the embedder's name."""
+    config = load_config(ROOT / "configs" / "train" / f"{name}.yaml")
+    return dict(config.hparam), config.build_embeddings(), config.embedding.model
+
+
+def _fit(
+    name: str,
+    params: dict[str, Any],
+    embedder: Any,
+    train: RoutingDataset,
+    x: np.ndarray,
+    tune: bool,
+    args: argparse.Namespace,
+) -> tuple[Any, float]:
+    cls = get_router_class(name)
+    router = cls.from_params(params, embeddings=embedder)
+    start = time.perf_counter()
+    x = x if cls.uses_embeddings else None
+    if tune:
+        fit_with_tuning(router, train, x, budget_s=args.budget, n_folds=args.folds, seed=args.seed)
+    else:
+        router.fit(train, query_embeddings=x)
+    return router, time.perf_counter() - start
+
+
+def part_q0(args: argparse.Namespace, pool: CandidatePool) -> None:
+    """Q0 (all / novel) with tuning off and on."""
+    train = RoutingDataset.from_file(args.data / "routerdc_train.json", candidates=pool)
+    test = RoutingDataset.from_file(args.data / "routerdc_test.json", candidates=pool)
+    best = train.candidates.index(train.best_single())
+    novel = test.novel_mask(train)
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    rows = []
+    names = [*args.routers, *(["ensemble"] if args.ensemble else [])]
+    for name in names:
+        params, embedder, featuriser = _setup(name)
+        params.update(args.start)
+        if featuriser not in vectors:
+            vectors[featuriser] = (
+                embed_texts(train.queries, embedder),
+                embed_texts(test.queries, embedder),
+            )
+        x_train, x_test = vectors[featuriser]
+        for tune in (False, True):
+            router, seconds = _fit(name, params, embedder, train, x_train, tune, args)
+            # The test file is read only now, after every choice.
+            predicted = _align(  # the bench's: NaN for candidates a two-model router lacks
+                router, router.predict_quality(test.queries, query_embeddings=x_test), test
+            )
+            figures = {}
+            for label, mask in (("all", np.ones(len(test), bool)), ("novel", novel)):
+                report = evaluate_router(
+                    name, predicted[mask], test.performance[mask], test.cost[mask], best
+                )
+                figures[label] = (report.q0, report.q0_diff_ci)
+            record = getattr(router, "tuning_", None)
+            row = {
+                "router": name,
+                "tune": tune,
+                "q0_all": figures["all"][0],
+                "ci_all": figures["all"][1],
+                "q0_novel": figures["novel"][0],
+                "ci_novel": figures["novel"][1],
+                "fit_s": round(seconds, 1),
+                "chosen": None if record is None else record.get("chosen"),
+                "cv_q0": None if record is None else record.get("cv_score"),
+                "start_cv_q0": None if record is None else record.get("start_cv_score"),
+                "trials": None if record is None else len(record.get("trials", [])),
+                "members": None
+                if record is None or "members" not in record
+                else [m.get("chosen") for m in record["members"]],
+            }
+            rows.append(row)
+            print(json.dumps(row, default=str), flush=True)
+    print("\n| router | tuning | Q0 all (95% CI vs best single) | Q0 novel (95% CI) | fit s |")
+    print("| --- | --- | --- | --- | --- |")
+    for r in rows:
+        ci_a, ci_n = r["ci_all"], r["ci_novel"]
+        print(
+            f"| {r['router']} | {'on' if r['tune'] else 'off'} | {r['q0_all']:.4f} "
+            f"[{ci_a[0]:+.3f}, {ci_a[1]:+.3f}] | {r['q0_novel']:.4f} [{ci_n[0]:+.3f}, "
+            f"{ci_n[1]:+.3f}] | {r['fit_s']:.0f} |"
+        )
+
+
+def _pairs(train: RoutingDataset, pool: CandidatePool) -> list[tuple[str, str]]:
+    means = train.mean_performance()
+    strongest = sorted(train.candidates, key=lambda c: -means[c])[:3]
+    rest = [c for c in train.candidates if c not in strongest]
+    cheapest = sorted(rest, key=lambda c: (pool[c].output_price, pool[c].input_price, c))[:3]
+    return [(s, w) for s in strongest for w in cheapest]
+
+
+def part_apgr(args: argparse.Namespace, pool: CandidatePool) -> None:
+    """APGR on the two-candidate subsets, tuning off and on."""
+    train = RoutingDataset.from_file(args.data / "routerdc_train.json", candidates=pool)
+    test = RoutingDataset.from_file(args.data / "routerdc_test.json", candidates=pool)
+    pairs = _pairs(train, pool)
+    print(f"{len(pairs)} pairs (strong, cheap): {pairs}", flush=True)
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    table: dict[str, dict[bool, list[float]]] = {}
+    for name in args.routers:
+        params, embedder, featuriser = _setup(name)
+        params.update(args.start)
+        if featuriser not in vectors:
+            vectors[featuriser] = (
+                embed_texts(train.queries, embedder),
+                embed_texts(test.queries, embedder),
+            )
+        x_train, x_test = vectors[featuriser]
+        table[name] = {False: [], True: []}
+        for strong, weak in pairs:
+            sub_train = train.select_candidates([strong, weak])
+            sub_test = test.select_candidates([strong, weak])
+            for tune in (False, True):
+                router, seconds = _fit(name, params, embedder, sub_train, x_train, tune, args)
+                pred = router.predict_quality(sub_test.queries, query_embeddings=x_test)
+                i, j = router.candidates_.index(strong), router.candidates_.index(weak)
+                perf = np.nan_to_num(sub_test.performance)
+                k, m = sub_test.candidates.index(strong), sub_test.candidates.index(weak)
+                apgr = apgr_cpt(pred[:, i] - pred[:, j], perf[:, k], perf[:, m])["apgr"]
+                table[name][tune].append(apgr)
+                chosen = getattr(router, "tuning_", {}).get("chosen")
+                print(
+                    f"{name} {strong} vs {weak} tune={tune}: APGR {apgr:.4f} "
+                    f"({seconds:.0f} s){f' chose {chosen}' if chosen else ''}",
+                    flush=True,
+                )
+    print("\n| router | APGR off (mean of pairs) | APGR on | worst pair (on - off) |")
+    print("| --- | --- | --- | --- |")
+    for name, by in table.items():
+        diff = np.array(by[True]) - np.array(by[False])
+        print(
+            f"| {name} | {np.mean(by[False]):.4f} | {np.mean(by[True]):.4f} | {diff.min():+.4f} |"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--part", choices=["q0", "apgr"], default="q0")
+    parser.add_argument("--routers", nargs="+", default=ROUTERS)
+    parser.add_argument("--ensemble", action="store_true", help="q0: also ensemble (tuned members)")
+    parser.add_argument("--budget", type=float, default=120.0, help="tuning seconds per fit")
+    parser.add_argument("--folds", type=int, default=5, help="folds of the tuning CV")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--start",
+        type=json.loads,
+        default={},
+        help="JSON hyperparameters replacing the config's (all routers), e.g. '{\"k\": 5}': "
+        "how far tuning gets from a poor starting point",
+    )
+    args = parser.parse_args()
+    pool = CandidatePool.from_json(args.data / "default_llm.json")
+    (part_q0 if args.part == "q0" else part_apgr)(args, pool)
+
+
+if __name__ == "__main__":
+    main()
