@@ -27,27 +27,19 @@ from typing import Any
 import numpy as np
 
 from langchain_llmrouter import CandidatePool, RoutingDataset, create_router
+from langchain_llmrouter.config import load_config
 from langchain_llmrouter.embeddings import embed_texts
 from langchain_llmrouter.pipeline.active import next_round, reduce_features
 from langchain_llmrouter.routers import choose
 from langchain_llmrouter.static_embeddings import StaticEmbeddings
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "llmrouter_example"
-PARAMS: dict[str, dict[str, Any]] = {
-    "knnrouter": {"k": 50, "weights": "distance", "metric": "cosine", "dims": 64},  # configs/train
-    "mlprouter": {  # configs/train/mlprouter.yaml
-        "hidden_sizes": [256],
-        "dropout": 0.5,
-        "lr": 0.0003,
-        "weight_decay": 0.01,
-        "batch_size": 64,
-        "max_epochs": 200,
-        "patience": 10,
-        "validation_fraction": 0.1,
-        "n_ensemble": 1,
-        "features": "embedding+tfidf",
-        "random_state": 0,
-    },
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "train"
+PARAMS: dict[str, dict[str, Any]] = {  # each router's shipped hyperparameters
+    name: {
+        k: v for k, v in load_config(CONFIGS / f"{name}.yaml").hparam.items() if k != "cost_weight"
+    }
+    for name in ("knnrouter", "mlprouter")
 }
 
 

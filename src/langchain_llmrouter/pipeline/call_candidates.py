@@ -29,7 +29,7 @@ import random
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,41 +37,25 @@ from typing import Any
 import numpy as np
 from langchain_core.messages import BaseMessage
 
-from langchain_llmrouter.candidates import CandidatePool, LLMCandidate
-from langchain_llmrouter.errors import DataFormatError, UnknownNameError
-from langchain_llmrouter.evaluation.task_metrics import (
-    CodeExecutionMetric,
-    Metric,
-    get_metric,
-)
+from langchain_llmrouter.candidates import CandidatePool
 from langchain_llmrouter.pipeline._io import cli_main
-from langchain_llmrouter.pipeline.active import ActivePlan
+from langchain_llmrouter.pipeline.answers import Scorer, finished_row, paid_call
 from langchain_llmrouter.pipeline.calling import (
     Caller,
     build_pool,
     error_label,
     rate_limiters,
     selected_models,
-    usage_tokens,
     worst_case_cost,
 )
 from langchain_llmrouter.pipeline.commands import STAGES
 from langchain_llmrouter.pipeline.config import PipelineConfig, Split, load_pipeline_config
 from langchain_llmrouter.pipeline.queries import read_query_rows
+from langchain_llmrouter.pipeline.rounds import Job, active_plan, pending_jobs, run_rounds
 from langchain_llmrouter.pipeline.store import SplitStore, query_key
 from langchain_llmrouter.pipeline.tasks import load_plugins, render_messages
 
 _QUERY_FIELDS = ("task_name", "query", "ground_truth", "metric", "choices", "task_id")
-_PAID_FIELDS = (
-    "token_num",
-    "input_tokens",
-    "output_tokens",
-    "cost",
-    "latency",
-    "attempts",
-    "usage_estimated",
-)
-"""What a paid call adds to a routing row, after the score (in this order)."""
 
 logger = logging.getLogger(__name__)
 
@@ -153,98 +137,7 @@ def embedding_ids(
     return ids
 
 
-# --- scoring ------------------------------------------------------------------------------
-
-
-class _Scorer:
-    """Resolves each row's metric (config overrides first) and scores answers; programs run
-    in threads, at most one per CPU."""
-
-    def __init__(self, config: PipelineConfig) -> None:
-        self.overrides = dict(config.calls.metrics)
-        self.timeout_s = config.calls.code_timeout_s
-        self.memory_mb = config.calls.code_memory_mb
-        self._metrics: dict[str, Metric] = {}
-        self._code = asyncio.Semaphore(max(1, os.cpu_count() or 1))
-
-    def metric_name(self, row: Mapping[str, Any]) -> str:
-        name = self.overrides.get(str(row.get("task_name")), row.get("metric"))
-        if not name:
-            raise ValueError("no metric (set it in the row or in calls.metrics for the task)")
-        return str(name)
-
-    def metric(self, name: str) -> Metric:
-        if name not in self._metrics:
-            metric = get_metric(name)  # unknown names raise, listing the valid ones
-            if isinstance(metric, CodeExecutionMetric):
-                metric = CodeExecutionMetric(
-                    timeout_s=self.timeout_s, memory_mb=self.memory_mb, kind=metric.kind
-                )
-            self._metrics[name] = metric
-        return self._metrics[name]
-
-    async def score(self, response: str, row: Mapping[str, Any]) -> float:
-        metric = self.metric(self.metric_name(row))
-        if isinstance(metric, CodeExecutionMetric):
-            async with self._code:
-                value = await asyncio.to_thread(metric, response, row.get("ground_truth"), row)
-        else:
-            value = metric(response, row.get("ground_truth"), row)
-        value = float(value)
-        if not 0.0 <= value <= 1.0:
-            raise ValueError(f"metric returned {value}, outside [0, 1]")
-        return value
-
-
-async def paid_call(
-    caller: Caller,
-    candidate: LLMCandidate,
-    messages: list[BaseMessage],
-    base: dict[str, Any],
-    before_send: Callable[[], None] | None = None,
-) -> dict[str, Any]:
-    """Call a candidate (through its `Caller`: rate limit, retries) and return the paid
-    response as a routing row without its score: ``base`` plus the response, tokens, dollars,
-    latency and attempts. Errors of the call propagate."""
-    message, latency, attempts = await caller(messages, before_send)
-    prompt_text = "\n".join(m.text for m in messages)
-    input_tokens, output_tokens, estimated = usage_tokens(message, prompt_text)
-    paid = {
-        **base,
-        "response": message.text,
-        "input_tokens": input_tokens,
-        "output_tokens": output_tokens,
-        "token_num": input_tokens + output_tokens,
-        "cost": candidate.estimate_cost(input_tokens, output_tokens),
-        "latency": round(latency, 4),
-        "attempts": attempts,
-    }
-    if estimated:
-        paid["usage_estimated"] = True
-    return paid
-
-
-def finished_row(
-    base: dict[str, Any], paid: Mapping[str, Any], performance: float, ids: Mapping[str, int]
-) -> dict[str, Any]:
-    """The routing row of a scored pair, in file order."""
-    return {
-        **base,
-        "response": paid["response"],
-        "performance": performance,
-        "embedding_id": ids.get(query_key(base)),
-        **{key: paid[key] for key in _PAID_FIELDS if key in paid},
-    }
-
-
 # --- the run ------------------------------------------------------------------------------
-
-
-@dataclass
-class _Job:
-    split: Split
-    row: dict[str, Any]
-    model: str
 
 
 class _Progress:
@@ -288,7 +181,7 @@ class _Run:
         max_cost: float | None,
         summary: CallSummary,
         progress: _Progress,
-        scorer: _Scorer,
+        scorer: Scorer,
     ) -> None:
         self.config, self.pool, self.models, self.stores, self.ids = (
             config,
@@ -324,13 +217,13 @@ class _Run:
     def spent(self) -> float:
         return sum(store.spent for store in self.stores.values())
 
-    def base_row(self, job: _Job) -> dict[str, Any]:
+    def base_row(self, job: Job) -> dict[str, Any]:
         row = {k: job.row.get(k) for k in _QUERY_FIELDS}
         row["metric"] = self.scorer.metric_name(job.row)
         row["model_name"] = job.model
         return row
 
-    def reserve(self, job: _Job, messages: list[BaseMessage]) -> float | None:
+    def reserve(self, job: Job, messages: list[BaseMessage]) -> float | None:
         """Reserve a call's worst case against ``max_cost``; None (and stop) when it would
         not fit under the bound with what is spent, lost and already reserved."""
         estimate = worst_case_cost(self.pool[job.model], messages, self.config.calls.max_tokens)
@@ -342,7 +235,7 @@ class _Run:
         self.reserved += estimate
         return estimate
 
-    async def run_job(self, job: _Job) -> None:
+    async def run_job(self, job: Job) -> None:
         store = self.stores[job.split]
         pending = store.unscored.get((query_key(job.row), job.model))
         if pending is not None:
@@ -375,7 +268,7 @@ class _Run:
         await self._score_and_store(job, paid, rescoring=False, request_id=request_id)
 
     async def _score_and_store(
-        self, job: _Job, paid: dict[str, Any], *, rescoring: bool, request_id: str | None = None
+        self, job: Job, paid: dict[str, Any], *, rescoring: bool, request_id: str | None = None
     ) -> None:
         base = self.base_row(job)
         try:
@@ -386,7 +279,7 @@ class _Run:
         self.store_row(job, finished_row(base, paid, performance, self.ids), rescoring, request_id)
 
     def store_row(
-        self, job: _Job, row: dict[str, Any], rescoring: bool, request_id: str | None
+        self, job: Job, row: dict[str, Any], rescoring: bool, request_id: str | None
     ) -> None:
         """Append a scored row, end its journal entry and count it."""
         self.stores[job.split].add(row)
@@ -398,7 +291,7 @@ class _Run:
 
     def record_failure(
         self,
-        job: _Job,
+        job: Job,
         stage: str,
         exc: BaseException,
         *,
@@ -416,7 +309,7 @@ class _Run:
 
     def record_error(
         self,
-        job: _Job,
+        job: Job,
         stage: str,
         error: str,
         label: str,
@@ -443,7 +336,7 @@ class _Run:
         self.summary.errors[kind] = self.summary.errors.get(kind, 0) + 1
         self.progress.update(self.spent(), error=True)
 
-    async def worker(self, jobs: Iterator[_Job]) -> None:
+    async def worker(self, jobs: Iterator[Job]) -> None:
         for job in jobs:  # the iterator is shared: each job goes to one worker
             if self.stop:
                 return
@@ -488,141 +381,18 @@ async def acall_candidates(
     ids = embedding_ids(rows_by_split)
 
     summary = CallSummary()
-    scorer = _Scorer(config)
+    scorer = Scorer(config)
     stores: dict[Split, SplitStore] = {}
     try:
         jobs = pending_jobs(config, scorer, models, rows_by_split, ids, stores, summary)
         plan = active_plan(config, pool, models, rows_by_split, stores, summary, jobs)
         bar = _Progress(summary.total, summary.done_before, progress)
         run = _Run(config, pool, models, stores, ids, max_cost, summary, bar, scorer)
-        started = time.perf_counter()
-        try:
-            for batch in job_rounds(jobs, plan):  # one round unless active
-                shared = iter(batch)
-                await asyncio.gather(
-                    *(
-                        run.worker(shared)
-                        for _ in range(min(config.calls.max_concurrency, max(1, len(batch))))
-                    )
-                )
-                if run.stop:
-                    break
-        finally:
-            summary.elapsed_s = time.perf_counter() - started
-            summary.spent = run.spent()
-            bar.close()
-            if plan is not None:
-                end_active_plan(plan, summary, stopped=run.stop)
+        await run_rounds(run, jobs, plan, bar, concurrency=config.calls.max_concurrency)
     finally:
         for store in stores.values():
             store.close()
     return summary
-
-
-def pending_jobs(
-    config: PipelineConfig,
-    scorer: _Scorer,
-    models: list[str],
-    rows_by_split: Mapping[str, list[tuple[int, dict[str, Any]]]],
-    ids: dict[str, int],
-    stores: dict[Split, SplitStore],
-    summary: CallSummary,
-) -> list[_Job]:
-    """The (query, candidate) pairs still to do, over the configured splits; both engines
-    take their jobs from here. Opens each split's store into ``stores`` (the caller closes
-    them), checks every row's metric before any call, and counts the pairs in ``summary``
-    (its ``done`` starts at ``done_before``); the journals' lost calls are noted too.
-
-    Raises:
-        DataFormatError: a row whose metric is unknown (naming file, line and field).
-    """
-    jobs: list[_Job] = []
-    for split in config.calls.splits:
-        numbered = rows_by_split[split][: config.calls.limit]
-        for line, row in numbered:  # unknown metrics fail before any call is made
-            try:
-                scorer.metric(scorer.metric_name(row))
-            except (ValueError, UnknownNameError) as exc:
-                raise DataFormatError(
-                    str(exc), path=config.query_file(split), line=line, field="metric"
-                ) from None
-        store = stores[split] = SplitStore(config.output(config.routing_file(split))).open()
-        store.sync_embedding_ids(ids)
-        for _, row in numbered:
-            key = query_key(row)
-            for model in models:
-                summary.total += 1
-                if (key, model) in store.done:
-                    summary.done_before += 1
-                else:
-                    jobs.append(_Job(split, row, model))
-    summary.done = summary.done_before
-    _note_lost_calls(stores, summary)
-    return jobs
-
-
-def active_plan(
-    config: PipelineConfig,
-    pool: CandidatePool,
-    models: list[str],
-    rows_by_split: Mapping[str, list[tuple[int, dict[str, Any]]]],
-    stores: Mapping[Split, SplitStore],
-    summary: CallSummary,
-    jobs: list[_Job],
-) -> ActivePlan | None:
-    """With ``calls.strategy: active``, the training split's plan (`pipeline.active`): the
-    training jobs leave ``jobs`` (the plan hands them out round by round, `job_rounds`) and
-    ``summary.total`` counts the pair budget instead of every training pair. None otherwise."""
-    if config.calls.strategy != "active":
-        return None
-    rows = [row for _, row in rows_by_split["train"][: config.calls.limit]]
-    store = stores["train"]
-    plan = ActivePlan(config, rows, models, store, pool)
-    jobs[:] = [job for job in jobs if job.split != "train"]
-    counted = sum((query_key(row), model) in store.done for row in rows for model in models)
-    known = plan.held() - len(plan.pending())
-    plan.target = max(plan.budget_pairs, plan.held())
-    summary.total += plan.target - len(rows) * len(models)
-    summary.done_before += known - counted
-    summary.done += known - counted
-    return plan
-
-
-def job_rounds(jobs: list[_Job], plan: ActivePlan | None) -> Iterator[list[_Job]]:
-    """The jobs in rounds: with a plan, its training rounds (each chosen when the caller asks
-    for the next, i.e. after the last one finished), then ``jobs``; otherwise ``jobs``."""
-    if plan is not None:
-        while batch := plan.next_pairs():
-            yield [_Job("train", row, model) for row, model in batch]
-    if jobs or plan is None:
-        yield jobs
-
-
-def end_active_plan(plan: ActivePlan, summary: CallSummary, *, stopped: bool) -> None:
-    """Settle the summary of an active run: the pairs in scope are those known or chosen
-    (plus the unspent pair budget if the run ``stopped`` early); closes the plan."""
-    target = max(plan.held(), plan.budget_pairs) if stopped else plan.held()
-    summary.total += target - plan.target
-    summary.active = plan.describe()
-    plan.close()
-
-
-def _note_lost_calls(stores: Mapping[Split, SplitStore], summary: CallSummary) -> None:
-    """Put what the journals say about calls lost in flight in the summary, and log it."""
-    for store in stores.values():
-        journal = store.inflight
-        summary.in_flight_found += len(journal.found)
-        summary.in_flight_found_cost += journal.found_cost
-        summary.lost_calls += journal.lost_calls
-        summary.lost_cost += journal.lost_cost
-    if summary.in_flight_found:
-        logger.warning(
-            "the last run was killed with %d calls in flight (worst case $%.4f); they may have "
-            "been paid for and are called again; --max-cost counts $%.4f lost over all runs",
-            summary.in_flight_found,
-            summary.in_flight_found_cost,
-            summary.lost_cost,
-        )
 
 
 def call_candidates(config: PipelineConfig, **kwargs: Any) -> CallSummary:

@@ -1,7 +1,7 @@
 """The Ray actors of the pipeline's Ray engine (`langchain_llmrouter.pipeline.ray_engine`):
 the dispenser, one named actor holding every service's token bucket and the ``API_KEYS``
 rotation for the whole cluster, and the calling actors, which call and score pairs with the
-local engine's code (`Caller`, `paid_call`, `_Scorer`). Ray is imported only when they run.
+local engine's code (`Caller`, `paid_call`, `Scorer`). Ray is imported only when they run.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from langchain_core.rate_limiters import BaseRateLimiter
 
 from langchain_llmrouter._optional import import_optional
 from langchain_llmrouter.candidates import APIKeys, CandidatePool, LLMCandidate
-from langchain_llmrouter.pipeline.call_candidates import _Scorer, paid_call
+from langchain_llmrouter.pipeline.answers import Scorer, paid_call
 from langchain_llmrouter.pipeline.calling import Caller, error_label, service_bucket
 from langchain_llmrouter.pipeline.config import PipelineConfig
 from langchain_llmrouter.pipeline.tasks import load_plugins, render_messages
@@ -113,7 +113,7 @@ class _ClusterLimiter(BaseRateLimiter):
 
 
 class _CallWorker:
-    """A calling actor: the candidates' chat models, `Caller`s and `_Scorer` of the local
+    """A calling actor: the candidates' chat models, `Caller`s and `Scorer` of the local
     engine; its keys and rate-limit slots come from the dispenser."""
 
     def __init__(
@@ -149,7 +149,7 @@ class _CallWorker:
 
         # Keys come from the dispenser (one rotation for the cluster), not this process.
         setattr(self.pool, "key_provider", key_provider)  # noqa: B010
-        self.scorer = _Scorer(config)
+        self.scorer = Scorer(config)
         self.retries: dict[str, int] = {}
         rng = random.Random(seed)
         calls = config.calls

@@ -5,12 +5,12 @@ local engine, with the work spread over a Ray cluster (or a local Ray on this ma
   driver's node (their outputs are files the driver reads next). Neither has work worth
   spreading: stage 1 samples benchmark files, stage 2 embeds one description per candidate.
 * **Stage 3** keeps everything that decides *what* is done at the driver: the job list
-  (`call_candidates.pending_jobs`, the same as the local engine's), the ``--max-cost``
+  (`rounds.pending_jobs`, the same as the local engine's), the ``--max-cost``
   reservations (`_Run.reserve`, before a call is dispatched, so the bound holds over the
   whole cluster including calls in flight), the in-flight journal and the append-only
   routing files (`SplitStore`: the driver is their only writer). The calls and their scoring
   run in a pool of Ray actors that use the local engine's code (`Caller` for retries and
-  back-off, `paid_call`, `_Scorer`). Every actor asks one named actor, the dispenser, before
+  back-off, `paid_call`, `Scorer`). Every actor asks one named actor, the dispenser, before
   each attempt: it holds the token bucket of each service's ``calls.requests_per_second`` and
   rotates the ``API_KEYS``, so both hold across the cluster rather than per actor. (The
   actors are in `langchain_llmrouter.pipeline.ray_actors`.)
@@ -41,18 +41,12 @@ import numpy as np
 
 from langchain_llmrouter.candidates import CandidatePool
 from langchain_llmrouter.errors import ConfigError
+from langchain_llmrouter.pipeline.answers import Scorer, finished_row
 from langchain_llmrouter.pipeline.call_candidates import (
     CallSummary,
-    _Job,
     _Progress,
     _Run,
-    _Scorer,
-    active_plan,
     embedding_ids,
-    end_active_plan,
-    finished_row,
-    job_rounds,
-    pending_jobs,
     query_rows_by_split,
     query_texts,
     save_query_embeddings,
@@ -63,6 +57,7 @@ from langchain_llmrouter.pipeline.calling import (
 )
 from langchain_llmrouter.pipeline.config import PipelineConfig, Split
 from langchain_llmrouter.pipeline.ray_actors import _CallWorker, _Dispenser, _routes, require_ray
+from langchain_llmrouter.pipeline.rounds import Job, active_plan, pending_jobs, run_rounds
 from langchain_llmrouter.pipeline.store import SplitStore, query_key
 from langchain_llmrouter.pipeline.tasks import load_plugins, render_messages
 
@@ -202,7 +197,7 @@ class _RayRun(_Run):
 
     workers: _Workers
 
-    async def run_job(self, job: _Job) -> None:
+    async def run_job(self, job: Job) -> None:
         ray = require_ray()
         store = self.stores[job.split]
         pair = (query_key(job.row), job.model)
@@ -241,7 +236,7 @@ class _RayRun(_Run):
 
     def _finish(
         self,
-        job: _Job,
+        job: Job,
         base: dict[str, Any],
         answer: dict[str, Any],
         request_id: str | None,
@@ -301,7 +296,7 @@ async def acall_candidates_on_ray(
     ids = embedding_ids(rows_by_split)
 
     summary = CallSummary()
-    scorer = _Scorer(config)
+    scorer = Scorer(config)
     stores: dict[Split, SplitStore] = {}
     workers: _Workers | None = None
     dispenser = None
@@ -310,27 +305,23 @@ async def acall_candidates_on_ray(
         plan = active_plan(config, pool, models, rows_by_split, stores, summary, jobs)
         bar = _Progress(summary.total, summary.done_before, progress)
         run = _RayRun(config, pool, models, stores, ids, max_cost, summary, bar, scorer)
-        started = time.perf_counter()
-        try:
-            for batch in job_rounds(jobs, plan):  # the local engine's rounds (one unless active)
-                if not batch:
-                    continue
-                if workers is None:
-                    starting = time.perf_counter()
-                    dispenser, workers = _start_actors(ray, config, pool, models)
-                    summary.engine_start_s = time.perf_counter() - starting
-                    run.workers = workers
-                shared = iter(batch)
-                concurrency = min(config.calls.max_concurrency, len(batch))
-                await asyncio.gather(*(run.worker(shared) for _ in range(concurrency)))
-                if run.stop:
-                    break
-        finally:
-            summary.elapsed_s = time.perf_counter() - started
-            summary.spent = run.spent()
-            bar.close()
-            if plan is not None:
-                end_active_plan(plan, summary, stopped=run.stop)
+
+        def start_actors() -> None:
+            nonlocal dispenser, workers
+            if workers is None:
+                starting = time.perf_counter()
+                dispenser, workers = _start_actors(ray, config, pool, models)
+                summary.engine_start_s = time.perf_counter() - starting
+                run.workers = workers
+
+        await run_rounds(
+            run,
+            jobs,
+            plan,
+            bar,
+            concurrency=config.calls.max_concurrency,
+            before_round=start_actors,
+        )
     finally:
         for store in stores.values():
             store.close()
