@@ -67,6 +67,25 @@ def _fit(
     return router, time.perf_counter() - start
 
 
+def _inputs(
+    name: str,
+    args: argparse.Namespace,
+    train: RoutingDataset,
+    test: RoutingDataset,
+    vectors: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[dict[str, Any], Any, np.ndarray, np.ndarray]:
+    """A router's starting params (``--start`` applied), its embedder, and the train and test
+    embeddings of its featuriser (embedded once per featuriser, kept in ``vectors``)."""
+    params, embedder, featuriser = _setup(name)
+    params.update(args.start)
+    if featuriser not in vectors:
+        vectors[featuriser] = (
+            embed_texts(train.queries, embedder),
+            embed_texts(test.queries, embedder),
+        )
+    return (params, embedder, *vectors[featuriser])
+
+
 def part_q0(args: argparse.Namespace, pool: CandidatePool) -> None:
     """Q0 (all / novel) with tuning off and on."""
     train = RoutingDataset.from_file(args.data / "routerdc_train.json", candidates=pool)
@@ -77,14 +96,7 @@ def part_q0(args: argparse.Namespace, pool: CandidatePool) -> None:
     rows = []
     names = [*args.routers, *(["ensemble"] if args.ensemble else [])]
     for name in names:
-        params, embedder, featuriser = _setup(name)
-        params.update(args.start)
-        if featuriser not in vectors:
-            vectors[featuriser] = (
-                embed_texts(train.queries, embedder),
-                embed_texts(test.queries, embedder),
-            )
-        x_train, x_test = vectors[featuriser]
+        params, embedder, x_train, x_test = _inputs(name, args, train, test, vectors)
         for tune in (False, True):
             router, seconds = _fit(name, params, embedder, train, x_train, tune, args)
             # The test file is read only now, after every choice.
@@ -144,14 +156,7 @@ def part_apgr(args: argparse.Namespace, pool: CandidatePool) -> None:
     vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     table: dict[str, dict[bool, list[float]]] = {}
     for name in args.routers:
-        params, embedder, featuriser = _setup(name)
-        params.update(args.start)
-        if featuriser not in vectors:
-            vectors[featuriser] = (
-                embed_texts(train.queries, embedder),
-                embed_texts(test.queries, embedder),
-            )
-        x_train, x_test = vectors[featuriser]
+        params, embedder, x_train, x_test = _inputs(name, args, train, test, vectors)
         table[name] = {False: [], True: []}
         for strong, weak in pairs:
             sub_train = train.select_candidates([strong, weak])

@@ -37,6 +37,7 @@ from langchain_llmrouter.pipeline.calling import worst_case_cost
 from langchain_llmrouter.pipeline.config import PipelineConfig
 from langchain_llmrouter.pipeline.store import PairKey, SplitStore, query_key
 from langchain_llmrouter.pipeline.tasks import render_messages
+from langchain_llmrouter.routers.vector_index import VectorIndex
 
 Pair = tuple[int, int]
 """(query index, candidate index) in the matrices."""
@@ -95,12 +96,9 @@ def nearest_neighbours(x: np.ndarray, k: int = _KNN_K) -> np.ndarray:
     key = (x.shape, k, hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest())
     if _NEIGHBOURS.get("key") == key:
         return np.asarray(_NEIGHBOURS["value"])
-    unit = (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-    kk = min(k, len(x))
-    out = np.empty((len(x), kk), dtype=np.int64)
-    for start in range(0, len(x), 1024):  # in chunks: an n-by-n matrix would not fit
-        sims = unit[start : start + 1024] @ unit.T
-        out[start : start + 1024] = np.argpartition(-sims, kk - 1, axis=1)[:, :kk]
+    features = np.asarray(x, dtype=np.float32)
+    index = VectorIndex("exact", "cosine").build(features)  # searched in blocks
+    out = index.search(features, min(k, len(x)), ordered=False)[1]
     _NEIGHBOURS.update(key=key, value=out)
     return out
 

@@ -336,6 +336,12 @@ class _Run:
         self.summary.errors[kind] = self.summary.errors.get(kind, 0) + 1
         self.progress.update(self.spent(), error=True)
 
+    def before_round(self) -> None:
+        """Called before each round of calls (the Ray engine starts its actors here)."""
+
+    def close(self) -> None:
+        """Release what the run started (nothing locally; the Ray engine's actors)."""
+
     async def worker(self, jobs: Iterator[Job]) -> None:
         for job in jobs:  # the iterator is shared: each job goes to one worker
             if self.stop:
@@ -372,6 +378,20 @@ async def acall_candidates(
         return await acall_candidates_on_ray(
             config, max_cost=max_cost, progress=progress, pool=pool
         )
+    return await run_stage3(config, pool, max_cost=max_cost, progress=progress)
+
+
+async def run_stage3(
+    config: PipelineConfig,
+    pool: CandidatePool | None,
+    *,
+    max_cost: float | None,
+    progress: bool,
+    run_class: type[_Run] = _Run,
+) -> CallSummary:
+    """Stage 3 on an engine: the pairs still to do (`rounds.pending_jobs`, the active plan's
+    rounds) run by ``run_class`` (`_Run` here; the Ray engine's subclass dispatches each pair
+    to an actor). Arguments as for `acall_candidates`."""
     if config.source is not None:
         load_plugins(config.plugins, base=config.source.parent)
     pool = pool if pool is not None else build_pool(config)
@@ -383,15 +403,18 @@ async def acall_candidates(
     summary = CallSummary()
     scorer = Scorer(config)
     stores: dict[Split, SplitStore] = {}
+    run: _Run | None = None
     try:
         jobs = pending_jobs(config, scorer, models, rows_by_split, ids, stores, summary)
         plan = active_plan(config, pool, models, rows_by_split, stores, summary, jobs)
         bar = _Progress(summary.total, summary.done_before, progress)
-        run = _Run(config, pool, models, stores, ids, max_cost, summary, bar, scorer)
+        run = run_class(config, pool, models, stores, ids, max_cost, summary, bar, scorer)
         await run_rounds(run, jobs, plan, bar, concurrency=config.calls.max_concurrency)
     finally:
         for store in stores.values():
             store.close()
+        if run is not None:
+            run.close()
     return summary
 
 

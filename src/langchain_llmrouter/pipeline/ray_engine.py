@@ -29,7 +29,6 @@ Ray is imported only here, when ``engine: ray`` is used (``pip install
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
 import uuid
@@ -41,25 +40,19 @@ import numpy as np
 
 from langchain_llmrouter.candidates import CandidatePool
 from langchain_llmrouter.errors import ConfigError
-from langchain_llmrouter.pipeline.answers import Scorer, finished_row
+from langchain_llmrouter.pipeline.answers import finished_row
 from langchain_llmrouter.pipeline.call_candidates import (
     CallSummary,
-    _Progress,
     _Run,
-    embedding_ids,
-    query_rows_by_split,
     query_texts,
+    run_stage3,
     save_query_embeddings,
 )
-from langchain_llmrouter.pipeline.calling import (
-    build_pool,
-    selected_models,
-)
-from langchain_llmrouter.pipeline.config import PipelineConfig, Split
+from langchain_llmrouter.pipeline.config import PipelineConfig
 from langchain_llmrouter.pipeline.ray_actors import _CallWorker, _Dispenser, _routes, require_ray
-from langchain_llmrouter.pipeline.rounds import Job, active_plan, pending_jobs, run_rounds
-from langchain_llmrouter.pipeline.store import SplitStore, query_key
-from langchain_llmrouter.pipeline.tasks import load_plugins, render_messages
+from langchain_llmrouter.pipeline.rounds import Job
+from langchain_llmrouter.pipeline.store import query_key
+from langchain_llmrouter.pipeline.tasks import render_messages
 
 WORKER_DEATHS_PER_PAIR = 3
 """Times a pair is dispatched again after its actor died, before it is recorded as failed."""
@@ -195,10 +188,28 @@ class _RayRun(_Run):
     """The driver's side of a Ray run: `_Run`'s reservations, journal and store, with each
     call and its scoring sent to a calling actor."""
 
-    workers: _Workers
+    workers: _Workers | None = None
+    dispenser: Any = None
+
+    def before_round(self) -> None:
+        """Start the dispenser and the calling actors before the first round that has calls."""
+        if self.workers is None:
+            starting = time.perf_counter()
+            self.dispenser, self.workers = _start_actors(
+                require_ray(), self.config, self.pool, self.models
+            )
+            self.summary.engine_start_s = time.perf_counter() - starting
+
+    def close(self) -> None:
+        if self.workers is not None:
+            self.workers.close()
+        if self.dispenser is not None:
+            require_ray().kill(self.dispenser)
 
     async def run_job(self, job: Job) -> None:
         ray = require_ray()
+        workers = self.workers
+        assert workers is not None, "before_round starts the actors"
         store = self.stores[job.split]
         pair = (query_key(job.row), job.model)
         base = self.base_row(job)
@@ -213,12 +224,12 @@ class _RayRun(_Run):
                     return
                 estimate, request_id = reserved, next(self.request_ids)
                 store.inflight.start(request_id, pair, estimate)  # before it is dispatched
-            slot = self.workers.pick()
-            dead = self.workers.actors[slot]
+            slot = workers.pick()
+            dead = workers.actors[slot]
             try:
-                _, answer = await self.workers.run(slot, payload)
+                _, answer = await workers.run(slot, payload)
             except ray.exceptions.RayActorError:
-                self.workers.replace(slot, dead)
+                workers.replace(slot, dead)
                 if request_id is not None:
                     self.reserved -= estimate
                     lost = store.inflight.lose(request_id)
@@ -286,50 +297,8 @@ async def acall_candidates_on_ray(
             "engine: ray builds the candidates from data_path.llm_data in each actor; "
             "a pool of chat models cannot be passed (use engine: local)"
         )
-    ray = ensure_ray(config)
-    if config.source is not None:
-        load_plugins(config.plugins, base=config.source.parent)
-    pool = build_pool(config)
-    models = selected_models(config, pool)
-    max_cost = max_cost if max_cost is not None else config.calls.max_cost
-    rows_by_split = query_rows_by_split(config, required=tuple(config.calls.splits))
-    ids = embedding_ids(rows_by_split)
-
-    summary = CallSummary()
-    scorer = Scorer(config)
-    stores: dict[Split, SplitStore] = {}
-    workers: _Workers | None = None
-    dispenser = None
-    try:
-        jobs = pending_jobs(config, scorer, models, rows_by_split, ids, stores, summary)
-        plan = active_plan(config, pool, models, rows_by_split, stores, summary, jobs)
-        bar = _Progress(summary.total, summary.done_before, progress)
-        run = _RayRun(config, pool, models, stores, ids, max_cost, summary, bar, scorer)
-
-        def start_actors() -> None:
-            nonlocal dispenser, workers
-            if workers is None:
-                starting = time.perf_counter()
-                dispenser, workers = _start_actors(ray, config, pool, models)
-                summary.engine_start_s = time.perf_counter() - starting
-                run.workers = workers
-
-        await run_rounds(
-            run,
-            jobs,
-            plan,
-            bar,
-            concurrency=config.calls.max_concurrency,
-            before_round=start_actors,
-        )
-    finally:
-        for store in stores.values():
-            store.close()
-        if workers is not None:
-            workers.close()
-        if dispenser is not None:
-            ray.kill(dispenser)
-    return summary
+    ensure_ray(config)
+    return await run_stage3(config, None, max_cost=max_cost, progress=progress, run_class=_RayRun)
 
 
 def _start_actors(
@@ -361,8 +330,3 @@ def _start_actors(
         )
 
     return dispenser, _Workers(make, config.ray_actors)
-
-
-def call_candidates_on_ray(config: PipelineConfig, **kwargs: Any) -> CallSummary:
-    """Stage 3 on Ray (sync wrapper of `acall_candidates_on_ray`)."""
-    return asyncio.run(acall_candidates_on_ray(config, **kwargs))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -36,6 +36,8 @@ class Engine(Protocol):
     stop: bool
 
     async def worker(self, jobs: Iterator[Job]) -> None: ...
+
+    def before_round(self) -> None: ...
 
     def spent(self) -> float: ...
 
@@ -166,7 +168,6 @@ async def run_rounds(
     bar: _Bar,
     *,
     concurrency: int,
-    before_round: Callable[[], None] | None = None,
 ) -> None:
     """Run the jobs round by round (`job_rounds`) on ``concurrency`` workers at most, until
     they are done or the run stops (``--max-cost``); then fill in the summary's time and
@@ -178,8 +179,6 @@ async def run_rounds(
         plan: The active plan, or None.
         bar: The progress bar.
         concurrency: Workers at once.
-        before_round: Called before each non-empty round (the Ray engine starts its actors
-            on the first).
     """
     summary = run.summary
     started = time.perf_counter()
@@ -187,8 +186,7 @@ async def run_rounds(
         for batch in job_rounds(jobs, plan):
             if not batch:
                 continue
-            if before_round is not None:
-                before_round()
+            run.before_round()  # the Ray engine starts its actors before the first
             shared = iter(batch)  # each job goes to one worker
             await asyncio.gather(*(run.worker(shared) for _ in range(min(concurrency, len(batch)))))
             if run.stop:

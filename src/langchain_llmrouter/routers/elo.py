@@ -235,20 +235,11 @@ class EloRouter(IndexedStoreMixin, BaseRouter):
             rating = self._local_ratings(unit, leave_out=True)
         self.calibration_ = fit_calibration(rating, performance)
 
-    @property
-    def train_x_(self) -> np.ndarray | None:
-        """The unit-normalised training embeddings of an exact index; None for FAISS."""
-        index = getattr(self, "index_", None)
-        return None if index is None or index.is_faiss else index.vectors_
-
     def _set_scores(self, performance: np.ndarray) -> None:
         """Keep the training scores and their battles (also on load and after adding)."""
         self.train_y_ = performance
         n, m = performance.shape
         self._battles = comparison_matrices(performance, self.ties).reshape(n, m * m)
-
-    def _n_stored(self) -> int:
-        return len(self.train_y_)
 
     def _local_ratings(self, x: np.ndarray, *, leave_out: bool = False) -> np.ndarray:
         """Ratings re-fitted per query from its ``k`` nearest training queries.
@@ -347,10 +338,9 @@ class EloRouter(IndexedStoreMixin, BaseRouter):
         }
         arrays = {"theta": self.theta_}
         if self.variant == "similarity":
-            arrays["train_y"] = self.train_y_
-            if not self.index_.is_faiss:
-                arrays["train_x"] = self.index_.vectors_
-            meta |= self._index_state()
+            index_meta, store_arrays = self._store_state()
+            meta |= index_meta
+            arrays |= store_arrays
         return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -359,9 +349,7 @@ class EloRouter(IndexedStoreMixin, BaseRouter):
         self.n_battles_ = float(meta.get("n_battles", 0.0))
         if self.variant == "similarity":
             self._set_scores(arrays["train_y"])
-            self._pending_index = meta.get("index")
-            if self._pending_index is None:  # exact: the vectors are in arrays.safetensors
-                self.index_ = VectorIndex("exact", "cosine").build(arrays["train_x"])
+            self._restore_index(meta, arrays, "cosine")
 
 
 def _drop_own(dist: np.ndarray, index: np.ndarray, start: int) -> tuple[np.ndarray, np.ndarray]:

@@ -119,7 +119,8 @@ class EnsembleRouter(BaseRouter):
 
     # --- members --------------------------------------------------------------------------
 
-    def _new_member(self, spec: dict[str, Any]) -> BaseRouter:
+    def new_member(self, spec: dict[str, Any]) -> BaseRouter:
+        """An unfitted member router from its spec (``router`` name plus its hyperparameters)."""
         params = {k: v for k, v in spec.items() if k != "router"}
         return member_class(spec).from_params(params, embeddings=self.embeddings)
 
@@ -134,7 +135,7 @@ class EnsembleRouter(BaseRouter):
         folds = grouped_folds(dataset.queries, self.n_folds, self.random_state)
         return np.stack(
             [
-                cross_val_predict(partial(self._new_member, spec), dataset, query_embeddings, folds)
+                cross_val_predict(partial(self.new_member, spec), dataset, query_embeddings, folds)
                 for spec in self.members
             ],
             axis=1,
@@ -173,7 +174,7 @@ class EnsembleRouter(BaseRouter):
         features = self._query_features(dataset.queries, x)
         self.coef_, self.intercept_ = self._fit_meta(oof, features, dataset.performance)
         self.members_ = [
-            self._new_member(spec).fit(dataset, query_embeddings=query_embeddings)
+            self.new_member(spec).fit(dataset, query_embeddings=query_embeddings)
             for spec in self.members
         ]
 
@@ -253,7 +254,7 @@ class EnsembleRouter(BaseRouter):
             raise ValueError("saved members or meta-model do not match the parameters")
         self.members_ = []
         for i, (spec, doc) in enumerate(zip(self.members, saved, strict=True)):
-            member = self._new_member(spec)
+            member = self.new_member(spec)
             if doc["router"] != member.name:
                 raise ValueError(f"member {i} was saved as {doc['router']}, not {member.name}")
             prefix = f"member{i}."

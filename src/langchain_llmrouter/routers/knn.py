@@ -112,12 +112,6 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
             )
         return (x - self.pca_mean_) @ self.pca_components_
 
-    @property
-    def train_x_(self) -> np.ndarray | None:
-        """The stored (projected) training embeddings of an exact index; None for FAISS."""
-        index = getattr(self, "index_", None)
-        return None if index is None or index.is_faiss else index.vectors_
-
     def _set_scores(self, train_y: np.ndarray) -> None:
         """Keep the training scores (also on load and after `add_examples`)."""
         self.train_y_ = train_y
@@ -126,9 +120,6 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
         # Missing scores as 0 with a 0/1 mask, so a query's weighted mean is two products.
         self._known_y = (~np.isnan(train_y)).astype(np.float32)
         self._filled_y = np.where(np.isnan(train_y), 0.0, train_y).astype(np.float32)
-
-    def _n_stored(self) -> int:
-        return len(self.train_y_)
 
     def _neighbours(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distances, indices) of the k nearest training queries, through the index."""
@@ -178,20 +169,16 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
         return self
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        arrays = {"train_y": self.train_y_}
-        if not self.index_.is_faiss:
-            arrays["train_x"] = self.index_.vectors_
+        meta, arrays = self._store_state()
         if self.pca_components_ is not None and self.pca_mean_ is not None:
             arrays |= {"pca_mean": self.pca_mean_, "pca_components": self.pca_components_}
-        return self._index_state(), arrays
+        return meta, arrays
 
     def _set_state(self, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.pca_mean_ = arrays.get("pca_mean")
         self.pca_components_ = arrays.get("pca_components")
         self._set_scores(arrays["train_y"])
-        self._pending_index = meta.get("index")
-        if self._pending_index is None:  # exact: the vectors are in arrays.safetensors
-            self.index_ = VectorIndex("exact", self.metric).build(arrays["train_x"])
+        self._restore_index(meta, arrays, self.metric)
 
 
 def _examples(

@@ -428,7 +428,7 @@ def tune_in_fit(
     from langchain_llmrouter.graphs.base import BaseGraphRouter
     from langchain_llmrouter.personal.router import PersonalRouter
     from langchain_llmrouter.routers.base import BaseRouter
-    from langchain_llmrouter.routers.ensemble import EnsembleRouter, member_class
+    from langchain_llmrouter.routers.ensemble import EnsembleRouter
 
     if not isinstance(router, BaseRouter) or isinstance(router, PersonalRouter | BaseGraphRouter):
         raise TypeError(
@@ -453,8 +453,7 @@ def tune_in_fit(
     start = time.perf_counter()
     members, records = [], []
     for i, spec in enumerate(router.members):
-        params = {k: v for k, v in spec.items() if k != "router"}
-        member = member_class(spec).from_params(params, embeddings=router.embeddings)
+        member = router.new_member(spec)
         if member.name not in SEARCH_SPACES:
             members.append(dict(spec))
             records.append({"router": member.name, "tuned": False})

@@ -428,8 +428,32 @@ class IndexedStoreMixin:
     """
 
     index_: VectorIndex
+    train_y_: np.ndarray
     _index_record: dict[str, Any] | None = None
     _pending_index: dict[str, Any] | None = None
+
+    @property
+    def train_x_(self) -> np.ndarray | None:
+        """The stored training vectors of an exact index, as searched; None for FAISS."""
+        index = getattr(self, "index_", None)
+        return None if index is None or index.is_faiss else index.vectors_
+
+    def _store_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """For `_get_state`: the index record (FAISS) and the arrays of the store (the
+        scores, and the vectors of an exact index)."""
+        arrays = {"train_y": self.train_y_}
+        if not self.index_.is_faiss:
+            arrays["train_x"] = self.index_.vectors_
+        return self._index_state(), arrays
+
+    def _restore_index(
+        self, meta: dict[str, Any], arrays: dict[str, np.ndarray], metric: Literal["cosine", "l2"]
+    ) -> None:
+        """For `_set_state`: rebuild an exact index from its saved vectors; a FAISS index is
+        read from its checked file after (`_from_saved`)."""
+        self._pending_index = meta.get("index")
+        if self._pending_index is None:  # exact: the vectors are in arrays.safetensors
+            self.index_ = VectorIndex("exact", metric).build(arrays["train_x"])
 
     def save(self, directory: str | Path) -> Path:
         """Save as the base router does, plus ``index.faiss`` for a FAISS index."""
@@ -474,7 +498,7 @@ class IndexedStoreMixin:
 
     def _n_stored(self) -> int:
         """Rows of stored scores the index must match."""
-        raise NotImplementedError
+        return len(self.train_y_)
 
 
 def smallest_k(dist: np.ndarray, k: int) -> np.ndarray:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from langchain_llmrouter.pipeline.journal import journal_path
 from langchain_llmrouter.testing import FakeOpenAIServer, ServedCall
 
 ROWS_TRAIN: list[dict[str, Any]] = [
@@ -159,3 +161,40 @@ def ok_calls(server: FakeOpenAIServer, model: str | None = None) -> list[ServedC
     """The requests the server answered successfully (optionally for one model)."""
     calls = server.calls if model is None else server.calls_for(model)
     return [c for c in calls if c.status == 200]
+
+
+# --- the routing files and journals a test's stage-3 run writes (see `write_config`) --------
+
+
+def routing_path(config_path: Path, split: str) -> Path:
+    """The routing file of ``split`` for the config `write_config` wrote at ``config_path``."""
+    return config_path.parent / "out" / f"routing_{split}.jsonl"
+
+
+def journals(config_path: Path) -> list[Path]:
+    """The in-flight journals of both splits (they may not exist)."""
+    return [journal_path(routing_path(config_path, s)) for s in ("train", "test")]
+
+
+def rows_written(config_path: Path) -> int:
+    """Whole rows in the routing files (counted by newline: a child run may be mid-write)."""
+    paths = [routing_path(config_path, s) for s in ("train", "test")]
+    return sum(p.read_bytes().count(b"\n") for p in paths if p.exists())
+
+
+def open_starts(config_path: Path) -> list[dict[str, Any]]:
+    """The ``start`` lines of both splits' journals that have no ``end`` line."""
+    starts = []
+    for journal in journals(config_path):
+        records = read_jsonl(journal) if journal.exists() else []
+        ended = {r["id"] for r in records if r["event"] == "end"}
+        starts += [r for r in records if r["event"] == "start" and r["id"] not in ended]
+    return starts
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Poll ``condition`` every 20 ms; fail after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the run"
+        time.sleep(0.02)

@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,9 +18,14 @@ import pytest
 from pipeline_call_helpers import (
     ROWS_TEST,
     ROWS_TRAIN,
+    journals,
+    open_starts,
     read_jsonl,
+    routing_path,
+    rows_written,
     scripted,
     user_text,
+    wait_for,
     write_config,
 )
 
@@ -41,27 +45,6 @@ STAGE_3 = "langchain_llmrouter.pipeline.call_candidates"
 @pytest.fixture(autouse=True)
 def _no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("API_KEYS", raising=False)
-
-
-def _routing(config_path: Path, split: str) -> Path:
-    return config_path.parent / "out" / f"routing_{split}.jsonl"
-
-
-def _journals(config_path: Path) -> list[Path]:
-    return [journal_path(_routing(config_path, s)) for s in ("train", "test")]
-
-
-def _rows_written(config_path: Path) -> int:
-    """Whole rows in the routing files (counted by newline: the child may be mid-write)."""
-    paths = [_routing(config_path, s) for s in ("train", "test")]
-    return sum(p.read_bytes().count(b"\n") for p in paths if p.exists())
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out waiting for the killed run"
-        time.sleep(0.02)
 
 
 def test_a_killed_run_journals_its_in_flight_calls_and_the_resume_counts_them(
@@ -100,7 +83,7 @@ def test_a_killed_run_journals_its_in_flight_calls_and_the_resume_counts_them(
         stderr=subprocess.DEVNULL,
     )
     try:
-        _wait(lambda: len(held) == 4 and _rows_written(path) == 3)
+        wait_for(lambda: len(held) == 4 and rows_written(path) == 3, timeout_s=20)
         child.send_signal(signal.SIGKILL)
         child.wait(10)
     finally:
@@ -111,15 +94,11 @@ def test_a_killed_run_journals_its_in_flight_calls_and_the_resume_counts_them(
     # The journal holds the 4 calls the server was answering, each with its worst case.
     config = load_pipeline_config(path)
     pool = build_pool(config)
-    open_starts = []
-    for journal in _journals(path):
-        records = read_jsonl(journal) if journal.exists() else []
-        ended = {r["id"] for r in records if r["event"] == "end"}
-        open_starts += [r for r in records if r["event"] == "start" and r["id"] not in ended]
-    assert len(open_starts) == 4
+    starts = open_starts(path)
+    assert len(starts) == 4
     by_key = {query_key(r): r for r in ALL_ROWS}
     expected = 0.0
-    for start in open_starts:
+    for start in starts:
         row = by_key[start["query_key"]]
         cost = worst_case_cost(
             pool[start["model_name"]], render_messages(row), config.calls.max_tokens
@@ -129,10 +108,10 @@ def test_a_killed_run_journals_its_in_flight_calls_and_the_resume_counts_them(
     held_queries = sorted(
         next(r["query"] for r in ALL_ROWS if r["query"] in user_text(m)) for m in held
     )
-    assert sorted(by_key[s["query_key"]]["query"] for s in open_starts) == held_queries
+    assert sorted(by_key[s["query_key"]]["query"] for s in starts) == held_queries
     spent_before = sum(
         r["cost"]
-        for p in (_routing(path, "train"), _routing(path, "test"))
+        for p in (routing_path(path, "train"), routing_path(path, "test"))
         if p.exists()
         for r in read_jsonl(p)
     )
@@ -152,7 +131,7 @@ def test_a_killed_run_journals_its_in_flight_calls_and_the_resume_counts_them(
     assert f"lost in flight: 4 calls at the last kill (worst case ${expected:.4f})" in report
 
     # The journal is compacted to the tally, which the next run still counts.
-    tallies = [read_jsonl(j) for j in _journals(path) if j.exists()]
+    tallies = [read_jsonl(j) for j in journals(path) if j.exists()]
     assert all(len(t) == 1 and t[0]["event"] == "lost" for t in tallies)
     assert sum(t[0]["calls"] for t in tallies) == 4
 
@@ -163,10 +142,10 @@ def test_a_killed_run_journals_its_in_flight_calls_and_the_resume_counts_them(
     pairs = [
         (split, r["query"], r["model_name"])
         for split in ("train", "test")
-        for r in read_jsonl(_routing(path, split))
+        for r in read_jsonl(routing_path(path, split))
     ]
     assert len(pairs) == 10 and len(set(pairs)) == 10  # nothing twice
-    tallies = [read_jsonl(j) for j in _journals(path) if j.exists()]
+    tallies = [read_jsonl(j) for j in journals(path) if j.exists()]
     assert sum(len(t) for t in tallies) == len(tallies)  # still one tally line per file
 
 
@@ -183,7 +162,7 @@ def test_a_clean_run_with_failures_leaves_no_journal(
     path = write_config(tmp_path, base_url=served.base_url)
     summary = call_candidates(load_pipeline_config(path), progress=False)
     assert summary.failed == 5 and summary.lost_calls == 0
-    assert not any(j.exists() for j in _journals(path))  # every start was ended
+    assert not any(j.exists() for j in journals(path))  # every start was ended
     failures = read_jsonl(path.parent / "out" / "routing_train.failures.jsonl")
     assert all(f.get("request_id") for f in failures)
 

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,9 +19,14 @@ import pytest
 from pipeline_call_helpers import (
     ROWS_TEST,
     ROWS_TRAIN,
+    journals,
+    open_starts,
     read_jsonl,
+    routing_path,
+    rows_written,
     scripted,
     user_text,
+    wait_for,
     write_config,
 )
 from safetensors.numpy import load_file
@@ -30,7 +34,6 @@ from safetensors.numpy import load_file
 from langchain_llmrouter.pipeline.call_candidates import call_candidates, write_query_embeddings
 from langchain_llmrouter.pipeline.calling import build_pool, worst_case_cost
 from langchain_llmrouter.pipeline.config import load_pipeline_config
-from langchain_llmrouter.pipeline.journal import journal_path
 from langchain_llmrouter.pipeline.run import main as run_main
 from langchain_llmrouter.pipeline.store import query_key
 from langchain_llmrouter.pipeline.tasks import render_messages
@@ -70,16 +73,12 @@ def _config(folder: Path, server: FakeOpenAIServer, actors: int = 2, **calls: An
     )
 
 
-def _routing(config_path: Path, split: str) -> Path:
-    return config_path.parent / "out" / f"routing_{split}.jsonl"
-
-
 def _pairs(config_path: Path) -> list[tuple[str, str, str]]:
     return [
         (split, r["query"], r["model_name"])
         for split in SPLITS
-        if _routing(config_path, split).exists()
-        for r in read_jsonl(_routing(config_path, split))
+        if routing_path(config_path, split).exists()
+        for r in read_jsonl(routing_path(config_path, split))
     ]
 
 
@@ -87,20 +86,8 @@ def _rows(config_path: Path) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {
         (split, r["query"], r["model_name"]): {k: v for k, v in r.items() if k not in VOLATILE}
         for split in SPLITS
-        for r in read_jsonl(_routing(config_path, split))
+        for r in read_jsonl(routing_path(config_path, split))
     }
-
-
-def _rows_written(config_path: Path) -> int:
-    paths = [_routing(config_path, s) for s in SPLITS]
-    return sum(p.read_bytes().count(b"\n") for p in paths if p.exists())
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float = 40.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.02)
 
 
 def _assert_complete_once(config_path: Path) -> None:
@@ -141,7 +128,7 @@ def test_a_killed_calling_actor_loses_and_duplicates_no_pair(
     killed: list[str] = []
 
     def kill_one_caller() -> None:
-        _wait(lambda: _rows_written(path) >= 1)
+        wait_for(lambda: rows_written(path) >= 1, timeout_s=40)
         name = next(n for n in ray.util.list_named_actors() if "caller" in n)
         ray.kill(ray.get_actor(name))
         killed.append(name)
@@ -155,8 +142,10 @@ def test_a_killed_calling_actor_loses_and_duplicates_no_pair(
     assert summary.errors.get("worker died", 0) >= 1 and summary.lost_calls >= 1
     _assert_complete_once(path)
     # The killed actor's calls were dispatched again; their first dispatch stays counted lost.
-    journals = [journal_path(_routing(path, s)) for s in SPLITS]
-    tallies = [read_jsonl(j) for j in journals if j.exists()]  # a split that lost none has none
+    journal_files = journals(path)
+    tallies = [
+        read_jsonl(j) for j in journal_files if j.exists()
+    ]  # a split that lost none has none
     lost = [r for t in tallies for r in t if r["event"] == "lost"]
     assert sum(r["calls"] for r in lost) == summary.lost_calls
     assert sum(r["worst_case_cost"] for r in lost) == pytest.approx(summary.lost_cost)
@@ -196,7 +185,7 @@ def test_a_killed_driver_resumes_losing_nothing_and_max_cost_counts_its_calls(
         command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     try:
-        _wait(lambda: len(held) == 4 and _rows_written(path) == 3, timeout_s=60)
+        wait_for(lambda: len(held) == 4 and rows_written(path) == 3, timeout_s=60)
         child.send_signal(signal.SIGKILL)
         child.wait(10)
     finally:
@@ -213,7 +202,7 @@ def test_a_killed_driver_resumes_losing_nothing_and_max_cost_counts_its_calls(
         (next(r["query"] for r in ALL_ROWS if r["query"] in user_text(m)), model)
         for model, m in held
     )
-    starts = [r for s in SPLITS for r in _open_starts(path, s)]
+    starts = open_starts(path)
     assert sorted((by_key[r["query_key"]]["query"], r["model_name"]) for r in starts) == held_pairs
     in_flight = 0.0
     for start in starts:
@@ -226,8 +215,8 @@ def test_a_killed_driver_resumes_losing_nothing_and_max_cost_counts_its_calls(
     spent = sum(
         r["cost"]
         for s in SPLITS
-        if _routing(path, s).exists()
-        for r in read_jsonl(_routing(path, s))
+        if routing_path(path, s).exists()
+        for r in read_jsonl(routing_path(path, s))
     )
     served.reset()
     _script(served)
@@ -241,14 +230,6 @@ def test_a_killed_driver_resumes_losing_nothing_and_max_cost_counts_its_calls(
     second = call_candidates(config, progress=False, max_cost=spent + in_flight + 1.0)
     assert second.complete and second.calls == 7 and second.lost_calls == 4
     _assert_complete_once(path)
-
-
-def _open_starts(path: Path, split: str) -> list[dict[str, Any]]:
-    """The ``start`` lines of a split's journal that have no ``end`` line."""
-    journal = journal_path(_routing(path, split))
-    records = read_jsonl(journal) if journal.exists() else []
-    ended = {r["id"] for r in records if r["event"] == "end"}
-    return [r for r in records if r["event"] == "start" and r["id"] not in ended]
 
 
 def test_one_rate_limit_and_one_key_rotation_hold_across_the_actors(
