@@ -12,8 +12,12 @@ The chooser is driven directly on the score matrix rather than through the whole
 (files, journal, workers): the rounds are the same, and seven budgets × two strategies would
 otherwise make ~300,000 simulated calls on a shared two-core machine.
 
-Usage: python benchmarks/active_pipeline.py [--routers knnrouter mlprouter]
+Usage: python benchmarks/active_pipeline.py [--routers knnrouter mlprouter mfrouter ...]
     [--budgets 10 15 20 30 50 75 100] [--batch 256] [--seed-share 0.2] [--plot docs/x.png]
+    [--knn-prior-count 25] [--sparse-check]
+
+The "random" column is what ``calls.active_seed_share: 1.0`` calls (the same seeded
+permutation of the pairs).
 """
 
 from __future__ import annotations
@@ -39,7 +43,7 @@ PARAMS: dict[str, dict[str, Any]] = {  # each router's shipped hyperparameters
     name: {
         k: v for k, v in load_config(CONFIGS / f"{name}.yaml").hparam.items() if k != "cost_weight"
     }
-    for name in ("knnrouter", "mlprouter")
+    for name in ("knnrouter", "mlprouter", "mfrouter", "elorouter", "svmrouter")
 }
 
 
@@ -105,8 +109,7 @@ def main() -> None:
         "--routers",
         nargs="+",
         default=["knnrouter"],
-        choices=[*PARAMS, "knnrouter-shrunk"],
-        help="knnrouter-shrunk: a what-if, knnrouter with its neighbour means shrunk",
+        choices=list(PARAMS),
     )
     parser.add_argument("--budgets", nargs="+", type=float, default=[10, 15, 20, 30, 50, 75, 100])
     parser.add_argument("--batch", type=int, default=256, help="pairs per active round")
@@ -115,10 +118,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--plot", type=Path, default=None, help="save the curve as a PNG")
     parser.add_argument(
-        "--shrink",
+        "--knn-prior-count",
         type=float,
-        default=2.0,
-        help="pseudo-counts of the what-if router knnrouter-shrunk (see shrunk_knn)",
+        default=None,
+        help="knnrouter's prior_count (shrinkage toward each candidate's mean) instead of the "
+        "shipped value",
     )
     parser.add_argument(
         "--sparse-check",
@@ -140,14 +144,14 @@ def main() -> None:
     cost = np.nan_to_num(np.asarray(train.cost, dtype=float), nan=0.0)
     print(f"{len(train)} training queries × {len(train.candidates)} candidates = {total} pairs")
 
+    params = {name: dict(values) for name, values in PARAMS.items()}
+    if args.knn_prior_count is not None:
+        params["knnrouter"]["prior_count"] = args.knn_prior_count
+
     def q0s(name: str, known: np.ndarray) -> np.ndarray:
-        base = name.removesuffix("-shrunk")
-        router: Any = create_router(base, embeddings=embeddings, **PARAMS[base])
+        router: Any = create_router(name, embeddings=embeddings, **params[name])
         router.fit(dataclasses.replace(train, performance=known), query_embeddings=x_train)
-        if name.endswith("-shrunk"):
-            predicted = shrunk_knn(router, x_test, args.shrink)
-        else:
-            predicted = router.predict_quality(test.queries, query_embeddings=x_test)
+        predicted = router.predict_quality(test.queries, query_embeddings=x_test)
         order = [router.candidates_.index(c) for c in test.candidates]
         return q0_per_query(predicted[:, order], test)
 
@@ -218,19 +222,6 @@ def main() -> None:
         )
     if args.plot is not None:
         plot(rows, args.plot)
-
-
-def shrunk_knn(router: Any, x: np.ndarray, pseudo: float) -> np.ndarray:
-    """What-if (not a shipped router): a fitted knnrouter's predictions with each neighbour
-    mean shrunk toward the candidate's overall mean by ``pseudo`` neighbours' weight, so that
-    a few scattered scores no longer decide. Reads the router's fitted state."""
-    distance, index = router._neighbours(router._project(np.asarray(x, dtype=np.float32)))
-    w = 1.0 / (np.maximum(distance, 0.0) + 1e-6)
-    w = np.minimum(w, np.median(w, axis=1, keepdims=True) * 10.0)  # an exact duplicate: capped
-    num = np.einsum("qk,qkm->qm", w, router._filled_y[index])
-    den = np.einsum("qk,qkm->qm", w, router._known_y[index])
-    prior = pseudo * w.mean(axis=1, keepdims=True)
-    return np.asarray((num + prior * router._global_mean) / (den + prior))
 
 
 def sparse_check(routers: list[str], scores: np.ndarray, q0s: Any, seed: int) -> None:

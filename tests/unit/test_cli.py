@@ -291,6 +291,7 @@ def test_train_saves_the_router_and_says_what_it_did(trained: Trained, slices: S
         "weights": "distance",
         "metric": "cosine",
         "dims": None,
+        "prior_count": 0.0,
         "index": "exact",
         "hnsw_m": 32,
         "hnsw_ef_construction": 80,

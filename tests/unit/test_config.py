@@ -727,7 +727,7 @@ def test_unknown_hparam_lists_the_valid_ones(tmp_path: Path) -> None:
     assert str(path) in message
     assert (
         "valid: budget, cost_weight, dims, hnsw_ef_construction, hnsw_ef_search, hnsw_m, "
-        "index, index_code, ivf_nlist, ivf_nprobe, k, metric, weights" in message
+        "index, index_code, ivf_nlist, ivf_nprobe, k, metric, prior_count, weights" in message
     )
 
 
@@ -754,6 +754,7 @@ def test_good_hparams_build_the_router(tmp_path: Path) -> None:
         "weights": "uniform",
         "metric": "cosine",
         "dims": None,
+        "prior_count": 0.0,
         "index": "exact",
         "hnsw_m": 32,
         "hnsw_ef_construction": 80,

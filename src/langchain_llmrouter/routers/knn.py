@@ -2,7 +2,8 @@
 
 Unlike LLMRouter's kNN classifier over "best model" labels (which breaks ties by
 file order and cannot trade quality for cost), this predicts every candidate's
-quality, so the shared cost policy applies. The neighbours are found through
+quality, so the shared cost policy applies; ``prior_count`` shrinks each neighbour mean toward
+the candidate's overall mean, for sparse routing data. The neighbours are found through
 `langchain_llmrouter.routers.vector_index` (``index: exact`` by default; ``flat``, ``hnsw`` or
 ``ivf`` through FAISS for large stores), and labelled queries can be appended to a fitted
 router with `KNNRouter.add_examples` (no refit).
@@ -43,6 +44,12 @@ class KNNParams(RouterParams, VectorIndexParams):
     """Search in the training queries' first ``dims`` principal components (None: the
     whole vectors). The search reads the whole index for every query, so a smaller index
     is a faster one: at 128 dims, 5,608 queries take 2.9 MB instead of 8.6 MB."""
+    prior_count: float = Field(default=0.0, ge=0.0)
+    """Shrinkage: each candidate's neighbour mean is pulled toward the candidate's mean over
+    all training queries, as if this many more neighbours (each of the query's median
+    neighbour weight) had scored that mean. 0: the plain neighbour mean. It matters when
+    scores are sparse (routing data collected with ``calls.strategy: active``), where a few
+    lucky scores of a weak candidate would otherwise make it look best."""
 
 
 class KNNRouter(IndexedStoreMixin, BaseRouter):
@@ -61,6 +68,7 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
         weights: Literal["uniform", "distance"] = "distance",
         metric: Literal["cosine", "l2"] = "cosine",
         dims: int | None = None,
+        prior_count: float = 0.0,
         index: Literal["auto", "exact", "flat", "hnsw", "ivf"] = "exact",
         hnsw_m: int = 32,
         hnsw_ef_construction: int = 80,
@@ -77,6 +85,7 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
         self.weights = weights
         self.metric = metric
         self.dims = dims
+        self.prior_count = prior_count
         self.index = index
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construction = hnsw_ef_construction
@@ -143,9 +152,16 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
         missing = index < 0  # an approximate index found fewer than k
         if missing.any():
             w, index = np.where(missing, 0.0, w), np.where(missing, 0, index)
+        prior = np.zeros((len(w), 1), dtype=w.dtype)
+        if self.prior_count > 0:
+            # The median weight, so that an exact duplicate (weight 1e6) still decides.
+            typical = np.nanmedian(np.where(missing, np.nan, w), axis=1, keepdims=True)
+            prior = self.prior_count * np.nan_to_num(typical, nan=1.0)
         w = w[:, None, :]  # (n, 1, k) @ (n, k, m): each query's weighted sums over its neighbours
-        total = (w @ self._known_y[index])[:, 0, :]
-        predicted = (w @ self._filled_y[index])[:, 0, :] / np.maximum(total, 1e-12)
+        total = (w @ self._known_y[index])[:, 0, :] + prior
+        predicted = ((w @ self._filled_y[index])[:, 0, :] + prior * self._global_mean) / np.maximum(
+            total, 1e-12
+        )
         # A candidate none of the neighbours has a score for gets the candidate's global mean.
         return np.where(total > 0, predicted, self._global_mean)
 

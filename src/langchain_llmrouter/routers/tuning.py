@@ -85,6 +85,7 @@ _KNN_SPACE: dict[str, list[Any]] = {
     "weights": ["distance", "uniform"],
     "metric": ["cosine", "l2"],
     "dims": [32, 64, 128, None],
+    "prior_count": [0.0, 2.0, 5.0, 10.0, 25.0],
 }
 SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
     "knnrouter": _KNN_SPACE,

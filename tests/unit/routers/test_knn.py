@@ -143,6 +143,7 @@ def test_set_params(short_fit: RoutingDataset) -> None:
         "weights": "distance",
         "metric": "l2",
         "dims": None,
+        "prior_count": 0.0,
         "index": "exact",
         "hnsw_m": 32,
         "hnsw_ef_construction": 80,
@@ -162,3 +163,35 @@ def test_set_params(short_fit: RoutingDataset) -> None:
 def test_query_embedding_dimension_mismatch(short_knn: BaseRouter) -> None:
     with pytest.raises(ValueError, match="dimension 8"):
         short_knn.route("q", query_embeddings=np.zeros((1, 8), dtype=np.float32))
+
+
+def test_prior_count_keeps_a_few_lucky_scores_from_deciding() -> None:
+    """Sparse scores (as ``calls.strategy: active`` collects): a weak candidate scored on one
+    neighbour, where it happened to do well, looks best to the plain neighbour mean; with
+    ``prior_count`` its estimate is pulled toward its low overall mean, and the strong
+    candidate, scored everywhere, stays first. Candidates scored on every neighbour keep
+    (nearly) their plain means."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    strong = np.full(200, 0.7)
+    weak = np.full(200, np.nan)
+    weak[rng.choice(200, size=150, replace=False)] = 0.0  # scored on most queries: poor
+    weak[0] = 1.0  # near the test query: one lucky score; the rest of its neighbours unknown
+    weak[np.argsort(np.linalg.norm(x - x[0], axis=1))[1:10]] = np.nan
+    data = RoutingDataset(
+        queries=[f"q{i}" for i in range(200)],
+        candidates=["strong", "weak"],
+        performance=np.stack([strong, weak], axis=1),
+        cost=np.ones((200, 2)),
+    )
+    plain = KNNRouter(k=10, weights="uniform", metric="l2").fit(data, query_embeddings=x)
+    shrunk = KNNRouter(k=10, weights="uniform", metric="l2", prior_count=5.0).fit(
+        data, query_embeddings=x
+    )
+    query = x[:1]
+    assert plain.predict_quality(["q"], query_embeddings=query)[0, 1] == pytest.approx(1.0)
+    assert plain.route("q", query_embeddings=query).model == "weak"
+    predicted = shrunk.predict_quality(["q"], query_embeddings=query)[0]
+    assert predicted[0] == pytest.approx(0.7)
+    assert predicted[1] == pytest.approx((1.0 + 5.0 * np.nanmean(weak)) / 6.0)
+    assert shrunk.route("q", query_embeddings=query).model == "strong"
