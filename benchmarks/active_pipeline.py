@@ -33,7 +33,8 @@ import numpy as np
 from langchain_llmrouter import CandidatePool, RoutingDataset, create_router
 from langchain_llmrouter.config import load_config
 from langchain_llmrouter.embeddings import embed_texts
-from langchain_llmrouter.pipeline.active import next_round, reduce_features
+from langchain_llmrouter.pipeline.active import next_round
+from langchain_llmrouter.pipeline.pair_value import reduce_features
 from langchain_llmrouter.routers import choose
 from langchain_llmrouter.static_embeddings import StaticEmbeddings
 

@@ -16,6 +16,11 @@ Usage:
     OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 nice -n 5 python benchmarks/tuning.py \\
         --part q0 --routers knnrouter elorouter mlprouter --budget 120 --folds 5
     ... --part apgr --routers knnrouter elorouter --budget 20 --folds 3
+    ... --part apgr --routers hybrid_llm --trials 8 --folds 3    (the same on any machine)
+    ... --part noise    (the test queries also in the train file, routed by their train scores)
+
+Part ``noise``: how noisy a query's scores are, from the test queries whose normalised text
+is also in the training file.
 """
 
 from __future__ import annotations
@@ -33,8 +38,9 @@ from langchain_llmrouter.config import load_config
 from langchain_llmrouter.embeddings import embed_texts
 from langchain_llmrouter.evaluation import apgr_cpt, evaluate_router
 from langchain_llmrouter.evaluation.bench import _align
+from langchain_llmrouter.routers.crossval import normalise_query
 from langchain_llmrouter.routers.registry import get_router_class
-from langchain_llmrouter.routers.tuning import fit_with_tuning
+from langchain_llmrouter.routers.tuning import fit_with_tuning, tune_router
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "llmrouter_example"
@@ -60,7 +66,19 @@ def _fit(
     router = cls.from_params(params, embeddings=embedder)
     start = time.perf_counter()
     x = x if cls.uses_embeddings else None
-    if tune:
+    if tune and args.trials:  # a count instead of a time: the same choice on any machine
+        result = tune_router(
+            router,
+            train,
+            x,
+            budget_s=1e9,
+            n_folds=args.folds,
+            seed=args.seed,
+            max_trials=args.trials,
+        )
+        router.set_params(**result.chosen).fit(train, query_embeddings=x)
+        router.tuning_ = result.to_record()
+    elif tune:
         fit_with_tuning(router, train, x, budget_s=args.budget, n_folds=args.folds, seed=args.seed)
     else:
         router.fit(train, query_embeddings=x)
@@ -139,6 +157,37 @@ def part_q0(args: argparse.Namespace, pool: CandidatePool) -> None:
         )
 
 
+def part_noise(args: argparse.Namespace, pool: CandidatePool) -> None:
+    """How much of the oracle's lead over the best single candidate is noise: the test
+    queries that also appear in the training file, routed by their own training scores."""
+    train = RoutingDataset.from_file(args.data / "routerdc_train.json", candidates=pool)
+    test = RoutingDataset.from_file(args.data / "routerdc_test.json", candidates=pool)
+    perf = np.asarray(test.performance, dtype=float)
+    best = test.candidates.index(train.best_single())
+    rows: dict[str, list[int]] = {}
+    for i, query in enumerate(train.queries):
+        rows.setdefault(normalise_query(query), []).append(i)
+    seen = [
+        (i, rows[key]) for i, q in enumerate(test.queries) if (key := normalise_query(q)) in rows
+    ]
+    order = [train.candidates.index(c) for c in test.candidates]
+    looked_up, same = [], 0
+    for i, matches in seen:
+        known = np.asarray(train.performance, dtype=float)[matches][:, order]
+        looked_up.append(perf[i, np.nanargmax(np.nanmean(known, axis=0))])
+        same += bool(np.allclose(np.nan_to_num(known[0]), np.nan_to_num(perf[i])))
+    dup = [i for i, _ in seen]
+    print(
+        f"test queries {len(test)}: best single {np.nanmean(perf[:, best]):.4f}, "
+        f"oracle {np.nanmax(perf, axis=1).mean():.4f}"
+    )
+    print(
+        f"{len(dup)} also in the training file: best single {np.nanmean(perf[dup, best]):.4f}, "
+        f"oracle {np.nanmax(perf[dup], axis=1).mean():.4f}, routed by their own training "
+        f"scores {np.mean(looked_up):.4f}; {same} of {len(dup)} have the same scores in both"
+    )
+
+
 def _pairs(train: RoutingDataset, pool: CandidatePool) -> list[tuple[str, str]]:
     means = train.mean_performance()
     strongest = sorted(train.candidates, key=lambda c: -means[c])[:3]
@@ -187,11 +236,18 @@ def part_apgr(args: argparse.Namespace, pool: CandidatePool) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--part", choices=["q0", "apgr"], default="q0")
+    parser.add_argument("--part", choices=["q0", "apgr", "noise"], default="q0")
     parser.add_argument("--routers", nargs="+", default=ROUTERS)
     parser.add_argument("--ensemble", action="store_true", help="q0: also ensemble (tuned members)")
     parser.add_argument("--budget", type=float, default=120.0, help="tuning seconds per fit")
     parser.add_argument("--folds", type=int, default=5, help="folds of the tuning CV")
+    parser.add_argument(
+        "--trials",
+        type=int,
+        default=0,
+        help="settings tried per search (the start included) instead of --budget seconds, "
+        "so that the choice does not depend on the machine's speed (not for --ensemble)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
         "--start",
@@ -202,7 +258,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     pool = CandidatePool.from_json(args.data / "default_llm.json")
-    (part_q0 if args.part == "q0" else part_apgr)(args, pool)
+    {"q0": part_q0, "apgr": part_apgr, "noise": part_noise}[args.part](args, pool)
 
 
 if __name__ == "__main__":

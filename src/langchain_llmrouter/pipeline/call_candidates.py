@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import itertools
 import logging
 import os
@@ -196,19 +197,25 @@ class _Run:
         self.rng = random.Random(config.queries.random_seed)
         self.request_ids = (f"{uuid.uuid4().hex[:12]}-{n}" for n in itertools.count())
         self.lost_cost = sum(store.inflight.lost_cost for store in stores.values())
-        limiters = rate_limiters(pool, models, config.calls.requests_per_second)
-        self.callers = {
+        self.stop = False
+
+    @functools.cached_property
+    def callers(self) -> dict[str, Caller]:
+        """A retrying, rate-limited caller per candidate, built on first use (a Ray run's
+        driver never calls a candidate itself)."""
+        calls = self.config.calls
+        limiters = rate_limiters(self.pool, self.models, calls.requests_per_second)
+        return {
             name: Caller(
-                pool.chat_model(name),
+                self.pool.chat_model(name),
                 limiters[name],
-                config.calls.max_retries,
-                config.calls.retry_backoff_s,
+                calls.max_retries,
+                calls.retry_backoff_s,
                 self.rng,
                 self._count_retry,
             )
-            for name in models
+            for name in self.models
         }
-        self.stop = False
 
     def _count_retry(self, exc: BaseException) -> None:
         key = f"retried {error_label(exc)}"

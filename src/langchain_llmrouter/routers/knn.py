@@ -125,10 +125,12 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
         """Keep the training scores (also on load and after `add_examples`)."""
         self.train_y_ = train_y
         self.n_neighbors_ = min(self.k, len(train_y))
-        self._global_mean = np.nan_to_num(np.nanmean(train_y, axis=0), nan=0.0)
         # Missing scores as 0 with a 0/1 mask, so a query's weighted mean is two products.
         self._known_y = (~np.isnan(train_y)).astype(np.float32)
         self._filled_y = np.where(np.isnan(train_y), 0.0, train_y).astype(np.float32)
+        # A candidate with no score at all (sparse routing data) has mean 0.
+        counts = self._known_y.sum(axis=0)
+        self._global_mean = self._filled_y.sum(axis=0) / np.maximum(counts, 1.0)
 
     def _neighbours(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(distances, indices) of the k nearest training queries, through the index."""

@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -198,3 +202,26 @@ def wait_for(condition: Callable[[], bool], timeout_s: float) -> None:
     while not condition():
         assert time.monotonic() < deadline, "timed out waiting for the run"
         time.sleep(0.02)
+
+
+def kill_when(
+    args: list[str],
+    cwd: Path,
+    condition: Callable[[], bool],
+    gate: threading.Event,
+    timeout_s: float,
+) -> None:
+    """Run a stage-3 command line in a child process (without ``API_KEYS``, quiet), SIGKILL it
+    once ``condition`` holds, then open ``gate`` (which releases the calls the server held)."""
+    env = {k: v for k, v in os.environ.items() if k != "API_KEYS"}
+    child = subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        wait_for(condition, timeout_s=timeout_s)
+        child.send_signal(signal.SIGKILL)
+        child.wait(10)
+    finally:
+        if child.poll() is None:
+            child.kill()
+        gate.set()

@@ -14,16 +14,10 @@ from pipeline_call_helpers import read_jsonl, scripted, write_config
 from pydantic import ValidationError
 
 from langchain_llmrouter.candidates import CandidatePool
-from langchain_llmrouter.pipeline.active import (
-    ActivePlan,
-    choose_pairs,
-    knn_values,
-    pair_values,
-    plan_path,
-    seed_pairs,
-)
+from langchain_llmrouter.pipeline.active import ActivePlan, choose_pairs, plan_path, seed_pairs
 from langchain_llmrouter.pipeline.call_candidates import call_candidates, main
 from langchain_llmrouter.pipeline.config import CallsConfig, load_pipeline_config
+from langchain_llmrouter.pipeline.pair_value import knn_values, pair_values
 from langchain_llmrouter.pipeline.store import SplitStore, query_key
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior
 

@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -19,13 +16,13 @@ from pipeline_call_helpers import (
     ROWS_TEST,
     ROWS_TRAIN,
     journals,
+    kill_when,
     open_starts,
     read_jsonl,
     routing_path,
     rows_written,
     scripted,
     user_text,
-    wait_for,
     write_config,
 )
 
@@ -74,22 +71,13 @@ def test_a_killed_run_journals_its_in_flight_calls_and_the_resume_counts_them(
     served.set_behavior("good", ModelBehavior(reply=gated(True)))
     served.set_behavior("bad", ModelBehavior(reply=gated(False)))
     path = write_config(tmp_path, base_url=served.base_url)
-    env = {k: v for k, v in os.environ.items() if k != "API_KEYS"}
-    child = subprocess.Popen(
+    kill_when(
         [sys.executable, "-m", STAGE_3, "--config", str(path), "--no-progress"],
-        cwd=REPO,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        REPO,
+        lambda: len(held) == 4 and rows_written(path) == 3,
+        gate,
+        timeout_s=20,
     )
-    try:
-        wait_for(lambda: len(held) == 4 and rows_written(path) == 3, timeout_s=20)
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        gate.set()
 
     # The journal holds the 4 calls the server was answering, each with its worst case.
     config = load_pipeline_config(path)

@@ -5,9 +5,6 @@ local engine; a killed calling actor and a killed driver lose and duplicate no p
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -20,6 +17,7 @@ from pipeline_call_helpers import (
     ROWS_TEST,
     ROWS_TRAIN,
     journals,
+    kill_when,
     open_starts,
     read_jsonl,
     routing_path,
@@ -128,7 +126,7 @@ def test_a_killed_calling_actor_loses_and_duplicates_no_pair(
     killed: list[str] = []
 
     def kill_one_caller() -> None:
-        wait_for(lambda: rows_written(path) >= 1, timeout_s=40)
+        wait_for(lambda: rows_written(path) >= 1, timeout_s=120)  # Ray starts slowly when loaded
         name = next(n for n in ray.util.list_named_actors() if "caller" in n)
         ray.kill(ray.get_actor(name))
         killed.append(name)
@@ -178,20 +176,9 @@ def test_a_killed_driver_resumes_losing_nothing_and_max_cost_counts_its_calls(
     served.set_behavior("bad", ModelBehavior(reply=gated("bad", False)))
     path = _config(tmp_path, served, actors=1, max_concurrency=4)  # one actor: a quicker start
     address = ray.get_runtime_context().gcs_address
-    env = {k: v for k, v in os.environ.items() if k != "API_KEYS"}
     command = [sys.executable, "-m", "data_pipeline.run", "--config", str(path)]
     command += ["--stages", "calls", "--no-progress", "--ray-address", address]
-    child = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        wait_for(lambda: len(held) == 4 and rows_written(path) == 3, timeout_s=60)
-        child.send_signal(signal.SIGKILL)
-        child.wait(10)
-    finally:
-        if child.poll() is None:
-            child.kill()
-        gate.set()
+    kill_when(command, REPO, lambda: len(held) == 4 and rows_written(path) == 3, gate, 60)
 
     # The journal holds the 4 held calls (journalled when dispatched), each with its worst
     # case; the routing files hold the 3 answered ones.
