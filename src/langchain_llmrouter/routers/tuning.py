@@ -16,8 +16,9 @@ CV); random settings from the space follow. A trial is scored fold by fold and d
 (successive-halving style) once it trails the best complete trial on the same folds by more
 than `PRUNE_SE` standard errors of the paired per-query difference; a setting the router
 refuses on this data is recorded with its error and skipped. The best trial replaces the
-starting settings only if it beats them by at least `KEEP_START_SE` such standard errors, so
-noise alone seldom moves a router off its defaults. No new trial starts once ``budget_s``
+starting settings only if it beats them by at least `keep_start_se` such standard errors (2,
+or a Bonferroni bound over the settings compared: 2.45 for 7, 3.02 for 39), so noise alone
+seldom moves a router off its defaults. No new trial starts once ``budget_s``
 seconds have passed (the trial running then finishes its fold, so a run can overshoot by one
 fit). The record (`TuningResult.to_record`) is saved in ``router.json`` under ``tuning``. How
 to use it and what it bought on RouterDC: ``docs/howto/tuning.md``.
@@ -58,6 +59,7 @@ __all__ = [
     "TuningResult",
     "check_search_space",
     "fit_with_tuning",
+    "keep_start_se",
     "search_space",
     "tune_router",
     "tune_skip_reason",
@@ -73,9 +75,12 @@ PRUNE_SE = 2.0
 """A trial stops early once it trails the best complete one, on the folds it has run, by
 more than this many standard errors of the paired per-query difference."""
 KEEP_START_SE = 2.0
-"""The best trial replaces the starting settings only if its CV Q0 is higher by at least
-this many standard errors of the paired per-query difference (several settings are
-compared, so one standard error would let noise through too often)."""
+"""The best trial replaces the starting settings only if its CV score is higher by at least
+this many standard errors of the paired per-query difference, or by the Bonferroni bound
+of `keep_start_se` when more settings were compared (the best of many noisy differences is
+large by chance alone)."""
+KEEP_START_ALPHA = 0.05
+"""Family-wise chance of leaving the starting settings for noise alone (`keep_start_se`)."""
 MIN_TUNE_QUERIES = 200
 """``llmrouter train`` tunes only on at least this many distinct training queries (on fewer,
 the CV scores are mostly noise; ``fit(tune=True)`` itself has no such floor)."""
@@ -275,6 +280,16 @@ def _sample(space: dict[str, list[Any]], rng: np.random.Generator) -> dict[str, 
     return {k: v[int(rng.integers(len(v)))] for k, v in space.items()}
 
 
+def keep_start_se(compared: int) -> float:
+    """Standard errors by which the best of ``compared`` complete alternatives must beat the
+    starting settings: `KEEP_START_SE`, or the one-sided Bonferroni bound at
+    `KEEP_START_ALPHA` over the alternatives when it is larger (2.45 for 7, 3.02 for 39)."""
+    from statistics import NormalDist
+
+    bound = NormalDist().inv_cdf(1.0 - KEEP_START_ALPHA / max(compared, 1))
+    return max(KEEP_START_SE, bound)
+
+
 def tune_router(
     router: BaseRouter,
     dataset: RoutingDataset,
@@ -383,9 +398,10 @@ def tune_router(
             best = trial
     starting = trials[0]
     assert best is not None
-    if best is not starting and best.score() - starting.score() < KEEP_START_SE * _paired_se(
-        best.quality, starting.quality
-    ):
+    compared = sum(len(t.folds_done) == n_folds for t in trials[1:])
+    if best is not starting and best.score() - starting.score() < keep_start_se(
+        compared
+    ) * _paired_se(best.quality, starting.quality):
         best = starting  # not clearly better than where it started
     return TuningResult(
         space={k: list(v) for k, v in space.items()},

@@ -24,6 +24,7 @@ from langchain_llmrouter.routers.knn import KNNRouter
 from langchain_llmrouter.routers.tuning import (
     check_search_space,
     fit_with_tuning,
+    keep_start_se,
     tune_router,
     tune_skip_reason,
 )
@@ -161,6 +162,39 @@ def test_noise_alone_seldom_moves_the_router_off_its_settings() -> None:
         )
         kept += result.chosen == {"k": 20}
     assert kept >= 4
+
+
+def test_the_bar_to_leave_the_start_rises_with_the_settings_compared() -> None:
+    assert keep_start_se(0) == keep_start_se(1) == keep_start_se(2) == 2.0
+    assert keep_start_se(7) == pytest.approx(2.45, abs=0.01)  # Bonferroni, one-sided 5%
+    assert keep_start_se(39) == pytest.approx(3.02, abs=0.01)
+    bars = [keep_start_se(n) for n in range(1, 60)]
+    assert bars == sorted(bars)
+
+
+def test_a_wide_search_on_noise_keeps_the_start() -> None:
+    """35 alternatives on data with nothing to learn: the best of them beats the start by
+    2 standard errors by chance alone now and then (the flat 2-SE bar moved off the start in
+    2 of these 20 searches); the Bonferroni bar moves at most once."""
+    data, x = planted()
+    space = {
+        "k": [20, 5, 10, 40, 80, 120],
+        "weights": ["uniform", "distance"],
+        "prior_count": [0.0, 2.0, 10.0],
+    }
+    moved = 0
+    for seed in range(20):
+        noisy = RoutingDataset(
+            queries=data.queries,
+            candidates=data.candidates,
+            performance=np.random.default_rng(seed).uniform(size=data.performance.shape),
+            cost=data.cost,
+        )
+        result = tune_router(
+            KNNRouter(k=20, weights="uniform", metric="l2"), noisy, x, space=space, n_folds=3
+        )
+        moved += result.chosen != {"k": 20, "weights": "uniform", "prior_count": 0.0}
+    assert moved <= 1
 
 
 def test_the_budget_stops_the_search() -> None:
