@@ -17,9 +17,9 @@ then chooses exactly what an uninterrupted run would have chosen (given the same
 
 Three layers: `langchain_llmrouter.pipeline.pair_value` values each unknown pair;
 `choose_pairs` picks a round from those values on matrices (embeddings, known scores, costs)
-and knows nothing of files; `ActivePlan` ties it to a split's rows, candidates and `SplitStore`, and is
-what stage 3 (or another engine) asks for the next batch: ``plan.next_pairs()`` until it
-returns nothing.
+and knows nothing of files; `ActivePlan` ties it to a split's rows, candidates and
+`SplitStore`, and is what stage 3 (or another engine) asks for the next batch:
+``plan.next_pairs()`` until it returns nothing.
 """
 
 from __future__ import annotations

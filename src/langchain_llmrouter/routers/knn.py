@@ -154,16 +154,15 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
         missing = index < 0  # an approximate index found fewer than k
         if missing.any():
             w, index = np.where(missing, 0.0, w), np.where(missing, 0, index)
-        prior = np.zeros((len(w), 1), dtype=w.dtype)
+        wk = w[:, None, :]  # (n, 1, k) @ (n, k, m): each query's weighted sums over its neighbours
+        total = (wk @ self._known_y[index])[:, 0, :]
+        weighted = (wk @ self._filled_y[index])[:, 0, :]
         if self.prior_count > 0:
             # The median weight, so that an exact duplicate (weight 1e6) still decides.
             typical = np.nanmedian(np.where(missing, np.nan, w), axis=1, keepdims=True)
             prior = self.prior_count * np.nan_to_num(typical, nan=1.0)
-        w = w[:, None, :]  # (n, 1, k) @ (n, k, m): each query's weighted sums over its neighbours
-        total = (w @ self._known_y[index])[:, 0, :] + prior
-        predicted = ((w @ self._filled_y[index])[:, 0, :] + prior * self._global_mean) / np.maximum(
-            total, 1e-12
-        )
+            total, weighted = total + prior, weighted + prior * self._global_mean
+        predicted = weighted / np.maximum(total, 1e-12)
         # A candidate none of the neighbours has a score for gets the candidate's global mean.
         return np.where(total > 0, predicted, self._global_mean)
 

@@ -57,6 +57,17 @@ def planted() -> tuple[RoutingDataset, np.ndarray]:
     return data, np.array(x)
 
 
+def noise(data: RoutingDataset, seed: int) -> RoutingDataset:
+    """``data`` with uniform random scores: nothing to learn, every setting's CV score is
+    noise."""
+    return RoutingDataset(
+        queries=data.queries,
+        candidates=data.candidates,
+        performance=np.random.default_rng(seed).uniform(size=data.performance.shape),
+        cost=data.cost,
+    )
+
+
 def test_normalised_duplicates_share_a_fold() -> None:
     base = [f"question {i}" for i in range(40)]
     variants = [q.upper() for q in base] + [f"  {q.replace(' ', '   ')} " for q in base]
@@ -147,15 +158,9 @@ def test_noise_alone_seldom_moves_the_router_off_its_settings() -> None:
     data, x = planted()
     kept = 0
     for seed in range(5):
-        noisy = RoutingDataset(
-            queries=data.queries,
-            candidates=data.candidates,
-            performance=np.random.default_rng(seed).uniform(size=data.performance.shape),
-            cost=data.cost,
-        )  # nothing to learn: every setting's CV score is noise
         result = tune_router(
             KNNRouter(k=20, weights="uniform", metric="l2"),
-            noisy,
+            noise(data, seed),
             x,
             space={"k": [20, 5, 10, 40, 80]},
             n_folds=3,
@@ -184,14 +189,12 @@ def test_a_wide_search_on_noise_keeps_the_start() -> None:
     }
     moved = 0
     for seed in range(20):
-        noisy = RoutingDataset(
-            queries=data.queries,
-            candidates=data.candidates,
-            performance=np.random.default_rng(seed).uniform(size=data.performance.shape),
-            cost=data.cost,
-        )
         result = tune_router(
-            KNNRouter(k=20, weights="uniform", metric="l2"), noisy, x, space=space, n_folds=3
+            KNNRouter(k=20, weights="uniform", metric="l2"),
+            noise(data, seed),
+            x,
+            space=space,
+            n_folds=3,
         )
         moved += result.chosen != {"k": 20, "weights": "uniform", "prior_count": 0.0}
     assert moved <= 1
