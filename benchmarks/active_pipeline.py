@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import time
+import json
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ import numpy as np
 from langchain_llmrouter import CandidatePool, RoutingDataset, create_router
 from langchain_llmrouter.config import load_config
 from langchain_llmrouter.embeddings import embed_texts
-from langchain_llmrouter.pipeline.active import next_round
+from langchain_llmrouter.pipeline.active import CHOOSERS, next_round
 from langchain_llmrouter.pipeline.pair_value import reduce_features
 from langchain_llmrouter.routers import choose
 from langchain_llmrouter.static_embeddings import StaticEmbeddings
@@ -115,15 +115,28 @@ def main() -> None:
     parser.add_argument("--budgets", nargs="+", type=float, default=[10, 15, 20, 30, 50, 75, 100])
     parser.add_argument("--batch", type=int, default=256, help="pairs per active round")
     parser.add_argument("--seed-share", type=float, default=0.2)
-    parser.add_argument("--model", default="ridge", help="the chooser's quick router")
-    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--models",
+        nargs="+",
+        default=["ridge"],
+        choices=CHOOSERS,
+        help="the choosers (calls.active_model) to compare, each against random pairs",
+    )
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[42],
+        help="seeds of the random round and of the random pairs; Q0 is averaged over them",
+    )
     parser.add_argument("--plot", type=Path, default=None, help="save the curve as a PNG")
     parser.add_argument(
-        "--knn-prior-count",
-        type=float,
-        default=None,
-        help="knnrouter's prior_count (shrinkage toward each candidate's mean) instead of the "
-        "shipped value",
+        "--params",
+        nargs="+",
+        default=[],
+        metavar="ROUTER=JSON",
+        help="hyperparameters replacing a router's shipped ones (also for its full-data "
+        'figure), e.g. knnrouter=\'{"fill_unknown": "mf"}\'',
     )
     parser.add_argument(
         "--sparse-check",
@@ -146,8 +159,9 @@ def main() -> None:
     print(f"{len(train)} training queries × {len(train.candidates)} candidates = {total} pairs")
 
     params = {name: dict(values) for name, values in PARAMS.items()}
-    if args.knn_prior_count is not None:
-        params["knnrouter"]["prior_count"] = args.knn_prior_count
+    for item in args.params:
+        name, _, given = item.partition("=")
+        params[name].update(json.loads(given))
 
     def q0s(name: str, known: np.ndarray) -> np.ndarray:
         router: Any = create_router(name, embeddings=embeddings, **params[name])
@@ -157,72 +171,78 @@ def main() -> None:
         return q0_per_query(predicted[:, order], test)
 
     if args.sparse_check:
-        sparse_check(args.routers, scores, q0s, args.seed)
+        sparse_check(args.routers, scores, q0s, args.seeds[0])
         return
     full = {name: q0s(name, scores) for name in args.routers}
     for name, per_query in full.items():
         print(f"{name} full data: Q0 {per_query.mean():.4f} (novel {per_query[novel].mean():.4f})")
+    ways = [*args.models, "random"]
     rows: list[dict[str, Any]] = []
     for share in args.budgets:
         budget = round(share / 100 * total)
-        started = time.perf_counter()
-        if budget >= total:  # every pair: nothing to choose
-            known_active, rounds = scores, 0
-        else:
-            known_active, rounds = active_pairs(
-                features,
-                scores,
-                cost,
-                budget,
-                seed_share=args.seed_share,
-                batch=args.batch,
-                model=args.model,
-                seed=args.seed,
-            )
-        choose_s = time.perf_counter() - started
-        known_random = random_pairs(scores, budget, args.seed)
+        runs = {name: {way: [] for way in ways} for name in args.routers}
+        for seed in args.seeds:  # the seed of the random round and of the random pairs
+            for way in ways:
+                if budget >= total:  # every pair: nothing to choose
+                    known = scores
+                elif way == "random":
+                    known = random_pairs(scores, budget, seed)
+                else:
+                    known, _ = active_pairs(
+                        features,
+                        scores,
+                        cost,
+                        budget,
+                        seed_share=args.seed_share,
+                        batch=args.batch,
+                        model=way,
+                        seed=seed,
+                    )
+                for name in args.routers:
+                    runs[name][way].append(q0s(name, known))
         for name in args.routers:
-            active, rand = q0s(name, known_active), q0s(name, known_random)
-            low, high = interval(active - full[name])
-            rows.append(
-                {
-                    "router": name,
-                    "share": share,
-                    "calls": budget,
-                    "rounds": rounds,
-                    "choose_s": choose_s,
-                    "active": active.mean(),
-                    "active_novel": active[novel].mean(),
-                    "random": rand.mean(),
-                    "random_novel": rand[novel].mean(),
-                    "full": full[name].mean(),
-                    "delta": active.mean() - full[name].mean(),
-                    "low": low,
-                    "high": high,
-                }
-            )
-            r = rows[-1]
+            # Per test query, the mean over seeds: the interval is over test queries.
+            row: dict[str, Any] = {"router": name, "share": share, "calls": budget}
+            row["full"] = full[name].mean()
+            for way in ways:
+                per_query = np.mean(runs[name][way], axis=0)
+                row[way] = per_query.mean()
+                row[f"{way}_novel"] = per_query[novel].mean()
+                row[f"{way}_seeds"] = [float(r.mean()) for r in runs[name][way]]
+                row[f"{way}_ci"] = interval(per_query - full[name])
+            rows.append(row)
             print(
-                f"{name} {share:g}%: active {r['active']:.4f} random {r['random']:.4f} "
-                f"full {r['full']:.4f} ({rounds} rounds, chooser {choose_s:.1f} s)",
+                f"{name} {share:g}%: "
+                + "; ".join(
+                    f"{way} {row[way]:.4f} ({' '.join(f'{q:.3f}' for q in row[f'{way}_seeds'])})"
+                    for way in ways
+                )
+                + f"; full {row['full']:.4f}",
                 flush=True,
             )
     print(
-        f"\nseed share {args.seed_share}, {args.batch} pairs a round, chooser {args.model}, "
-        f"seed {args.seed}; Q0 on routerdc_test, all 500 (novel 381)\n"
+        f"\nseed share {args.seed_share}, {args.batch} pairs a round, seeds "
+        f"{' '.join(map(str, args.seeds))} (Q0 averaged over them), params {args.params}; "
+        "Q0 on routerdc_test, all 500 (novel 381); [95% CI] of the difference to full data\n"
     )
     print(
-        "| router | calls (% of pairs) | active Q0 | random Q0 | full-data Q0 | "
-        "active − full [95% CI] |\n|---|---|---|---|---|---|"
+        "| router | calls (% of pairs) | "
+        + " | ".join(f"{way} Q0" for way in ways)
+        + " | full-data Q0 |\n|"
+        + "---|" * (len(ways) + 3)
     )
     for r in rows:
+        cells = [
+            f"{r[way]:.4f} ({r[f'{way}_novel']:.4f}) {r[way] - r['full']:+.4f} "
+            f"[{r[f'{way}_ci'][0]:+.3f}, {r[f'{way}_ci'][1]:+.3f}]"
+            for way in ways
+        ]
         print(
-            f"| {r['router']} | {r['calls']} ({r['share']:g}%) | {r['active']:.4f} "
-            f"({r['active_novel']:.4f}) | {r['random']:.4f} ({r['random_novel']:.4f}) | "
-            f"{r['full']:.4f} | {r['delta']:+.4f} [{r['low']:+.3f}, {r['high']:+.3f}] |"
+            f"| {r['router']} | {r['calls']} ({r['share']:g}%) | {' | '.join(cells)} | "
+            f"{r['full']:.4f} |"
         )
     if args.plot is not None:
-        plot(rows, args.plot)
+        plot(rows, ways, args.plot)
 
 
 def sparse_check(routers: list[str], scores: np.ndarray, q0s: Any, seed: int) -> None:
@@ -241,24 +261,29 @@ def sparse_check(routers: list[str], scores: np.ndarray, q0s: Any, seed: int) ->
             print(f"| {name} | {density:.0%} | {share:.1%} | {q0s(name, known).mean():.4f} |")
 
 
-def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Q0 against calls made, active and random, with the full-data line."""
+def plot(rows: list[dict[str, Any]], ways: list[str], path: Path) -> None:
+    """Q0 against calls made for each way of choosing pairs, with the full-data line."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    styles = ["o-", "^-", "d-"]
     for name in dict.fromkeys(r["router"] for r in rows):
         mine = [r for r in rows if r["router"] == name]
         shares = [r["share"] for r in mine]
-        (line,) = ax.plot(shares, [r["active"] for r in mine], "o-", label=f"{name} active")
-        ax.plot(shares, [r["random"] for r in mine], "s--", color=line.get_color(), alpha=0.6)
-        ax.axhline(mine[0]["full"], color=line.get_color(), lw=0.8, ls=":")
+        colour = None
+        for way, style in zip(ways, [*styles[: len(ways) - 1], "s--"], strict=True):
+            (line,) = ax.plot(
+                shares, [r[way] for r in mine], style, color=colour, label=f"{name} {way}"
+            )
+            colour = line.get_color()
+        ax.axhline(mine[0]["full"], color=colour, lw=0.8, ls=":")
     ax.set_xlabel("training pairs called (% of all)")
     ax.set_ylabel("Q0 on routerdc_test (500)")
-    ax.set_title("Active vs random pair choice (dotted: all pairs; dashed: random)")
-    ax.legend()
+    ax.set_title("Pairs chosen by each chooser vs at random (dotted: all pairs)")
+    ax.legend(fontsize=7)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

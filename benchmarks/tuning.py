@@ -18,6 +18,7 @@ Usage:
     ... --part apgr --routers knnrouter elorouter --budget 20 --folds 3
     ... --part apgr --routers hybrid_llm --trials 8 --folds 3    (the same on any machine)
     ... --part noise    (the test queries also in the train file, routed by their train scores)
+    ... --part q0 --routers knnrouter mlprouter --trials 8 --embedder DIR   (another embedder)
 
 Part ``noise``: how noisy a query's scores are, from the test queries whose normalised text
 is also in the training file.
@@ -96,6 +97,10 @@ def _inputs(
     embeddings of its featuriser (embedded once per featuriser, kept in ``vectors``)."""
     params, embedder, featuriser = _setup(name)
     params.update(args.start)
+    if args.embedder is not None:  # every router on this sentence-transformers directory
+        from langchain_llmrouter.embeddings import MiniLMEmbeddings
+
+        embedder, featuriser = MiniLMEmbeddings(model_path=str(args.embedder)), str(args.embedder)
     if featuriser not in vectors:
         vectors[featuriser] = (
             embed_texts(train.queries, embedder),
@@ -249,6 +254,13 @@ def main() -> None:
         "so that the choice does not depend on the machine's speed (not for --ensemble)",
     )
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--embedder",
+        type=Path,
+        default=None,
+        help="a local sentence-transformers directory to embed the queries with, for every "
+        "router, instead of each config's featuriser",
+    )
     parser.add_argument(
         "--start",
         type=json.loads,

@@ -292,6 +292,7 @@ def test_train_saves_the_router_and_says_what_it_did(trained: Trained, slices: S
         "metric": "cosine",
         "dims": None,
         "prior_count": 0.0,
+        "fill_unknown": "none",
         "index": "exact",
         "hnsw_m": 32,
         "hnsw_ef_construction": 80,

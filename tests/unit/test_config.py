@@ -147,6 +147,7 @@ def test_shipped_knnrouter_configs_have_the_documented_values() -> None:
         "weights": "distance",
         "metric": "cosine",
         "dims": 64,
+        "fill_unknown": "mf",
         "cost_weight": 0.0,
     }
     # kNN ships on the static featuriser, searching 64 principal components (both chosen by
@@ -726,8 +727,9 @@ def test_unknown_hparam_lists_the_valid_ones(tmp_path: Path) -> None:
     message = str(info.value)
     assert str(path) in message
     assert (
-        "valid: budget, cost_weight, dims, hnsw_ef_construction, hnsw_ef_search, hnsw_m, "
-        "index, index_code, ivf_nlist, ivf_nprobe, k, metric, prior_count, weights" in message
+        "valid: budget, cost_weight, dims, fill_unknown, hnsw_ef_construction, hnsw_ef_search, "
+        "hnsw_m, index, index_code, ivf_nlist, ivf_nprobe, k, metric, prior_count, weights"
+        in message
     )
 
 
@@ -755,6 +757,7 @@ def test_good_hparams_build_the_router(tmp_path: Path) -> None:
         "metric": "cosine",
         "dims": None,
         "prior_count": 0.0,
+        "fill_unknown": "none",
         "index": "exact",
         "hnsw_m": 32,
         "hnsw_ef_construction": 80,

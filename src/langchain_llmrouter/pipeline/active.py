@@ -6,7 +6,9 @@ round fits a quick router on the pairs known so far (Bayesian ridge or kNN on th
 embeddings, ``calls.active_model``) and calls the pairs whose score is worth most to routing:
 the expected improvement in the quality of the query's chosen candidate if that pair's score
 were known (the knowledge gradient of one Gaussian draw: large when the pair is uncertain and
-close to the query's best, zero when another candidate already scored 1). With
+close to the query's best, zero when another candidate already scored 1). ``active_model:
+design`` instead never looks at a score: it calls the pairs that most lower the candidates'
+predictive variance over all queries (`langchain_llmrouter.pipeline.design`). With
 ``budget_dollars`` the value is per worst-case dollar. The test split is still called in full,
 since it is what the trained router is judged on.
 
@@ -15,7 +17,8 @@ against ``budget_pairs``), and each round's pairs are appended to ``<routing
 stem>.active.jsonl`` before they are called, so a killed run first finishes its last round and
 then chooses exactly what an uninterrupted run would have chosen (given the same scores).
 
-Three layers: `langchain_llmrouter.pipeline.pair_value` values each unknown pair;
+Three layers: `langchain_llmrouter.pipeline.pair_value` values each unknown pair (or
+`langchain_llmrouter.pipeline.design` picks them);
 `choose_pairs` picks a round from those values on matrices (embeddings, known scores, costs)
 and knows nothing of files; `ActivePlan` ties it to a split's rows, candidates and
 `SplitStore`, and is what stage 3 (or another engine) asks for the next batch:
@@ -34,12 +37,17 @@ from langchain_llmrouter.candidates import CandidatePool
 from langchain_llmrouter.pipeline._io import dumps_row, iter_jsonl
 from langchain_llmrouter.pipeline.calling import worst_case_cost
 from langchain_llmrouter.pipeline.config import PipelineConfig
+from langchain_llmrouter.pipeline.design import design_pairs
 from langchain_llmrouter.pipeline.pair_value import PAIR_VALUES, reduce_features
 from langchain_llmrouter.pipeline.store import PairKey, SplitStore, query_key
 from langchain_llmrouter.pipeline.tasks import render_messages
 
 Pair = tuple[int, int]
 """(query index, candidate index) in the matrices."""
+
+CHOOSERS = ("design", *PAIR_VALUES)
+"""``calls.active_model`` values: the label-free design (`design_pairs`), then the
+value-of-information choosers (`PAIR_VALUES`)."""
 
 
 def choose_pairs(
@@ -54,7 +62,8 @@ def choose_pairs(
     exclude: np.ndarray | None = None,
 ) -> list[Pair]:
     """The next round: the most valuable unknown pairs, at most one per query while there are
-    enough queries, within the pair and dollar budgets left.
+    enough queries, within the pair and dollar budgets left (``design``: the pairs that most
+    lower the routers' uncertainty, never looking at a score; `design_pairs`).
 
     Args:
         features: Query features, shape (n, d) (`reduce_features`).
@@ -64,17 +73,20 @@ def choose_pairs(
         pairs_left: Pairs the budget still allows.
         dollars_left: Dollars the budget still allows (None: no dollar budget; the value is
             then per pair, otherwise per dollar).
-        model: ``ridge`` or ``knn`` (`PAIR_VALUES`).
+        model: ``design``, ``ridge`` or ``knn`` (`CHOOSERS`).
         exclude: Pairs not to choose (already chosen, or failed), boolean (n, m).
 
     Returns:
         The chosen (query, candidate) index pairs, best first; deterministic.
     """
-    if model not in PAIR_VALUES:
-        raise ValueError(f"unknown active model {model!r}; valid: {', '.join(PAIR_VALUES)}")
+    if model not in CHOOSERS:
+        raise ValueError(f"unknown active model {model!r}; valid: {', '.join(CHOOSERS)}")
     limit = min(size, pairs_left)
     if limit <= 0 or not np.isnan(known).any():
         return []
+    if model == "design":
+        taken = ~np.isnan(known) if exclude is None else ~np.isnan(known) | exclude
+        return design_pairs(features, taken, cost, size=limit, dollars_left=dollars_left)
     value = PAIR_VALUES[model](features, known)
     if exclude is not None:
         value = np.where(exclude, -np.inf, value)
@@ -158,7 +170,7 @@ def next_round(
         seed_count: Pairs of the random seed round.
         seed: Seed of the random round.
         batch_size: Pairs per chosen round.
-        model: The chooser's quick router (`PAIR_VALUES`).
+        model: The chooser (`CHOOSERS`).
     """
     is_known = ~np.isnan(known)
     taken = is_known | pending

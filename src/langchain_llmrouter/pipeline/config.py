@@ -127,8 +127,10 @@ class CallsConfig(_Strict):
     """Active mode: share of the pair budget called at random before the chooser starts."""
     active_batch_size: int = Field(default=256, ge=1)
     """Active mode: pairs chosen per round (the chooser is refitted between rounds)."""
-    active_model: Literal["ridge", "knn"] = "ridge"
-    """Active mode: the chooser's quick router (Bayesian ridge or kNN on query embeddings)."""
+    active_model: Literal["design", "ridge", "knn"] = "ridge"
+    """Active mode: the chooser. ``ridge`` / ``knn``: value of information under a quick
+    Bayesian-ridge or kNN router on the query embeddings; ``design``: a label-free design that
+    lowers every candidate's predictive variance (never looks at a score)."""
 
     @field_validator("budget_pairs")
     @classmethod

@@ -3,7 +3,8 @@
 Unlike LLMRouter's kNN classifier over "best model" labels (which breaks ties by
 file order and cannot trade quality for cost), this predicts every candidate's
 quality, so the shared cost policy applies; ``prior_count`` shrinks each neighbour mean toward
-the candidate's overall mean, for sparse routing data. The neighbours are found through
+the candidate's overall mean, and ``fill_unknown: mf`` fills unknown scores from a matrix
+factorisation, both for sparse routing data. The neighbours are found through
 `langchain_llmrouter.routers.vector_index` (``index: exact`` by default; ``flat``, ``hnsw`` or
 ``ivf`` through FAISS for large stores), and labelled queries can be appended to a fitted
 router with `KNNRouter.add_examples` (no refit).
@@ -50,6 +51,12 @@ class KNNParams(RouterParams, VectorIndexParams):
     neighbour weight) had scored that mean. 0: the plain neighbour mean. It matters when
     scores are sparse (routing data collected with ``calls.strategy: active``), where a few
     lucky scores of a weak candidate would otherwise make it look best."""
+    fill_unknown: Literal["none", "mf"] = "none"
+    """What an unknown (NaN) training score counts as. ``none``: nothing (a neighbourhood's
+    mean is over its known scores). ``mf``: the prediction of a matrix factorisation fitted on
+    the known scores at fit time (`fill_unknown_scores`), so that sparse routing data (from
+    ``calls.strategy: active``) gives every neighbour a score for every candidate. Scores
+    appended with `KNNRouter.add_examples` are kept as given."""
 
 
 class KNNRouter(IndexedStoreMixin, BaseRouter):
@@ -69,6 +76,7 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
         metric: Literal["cosine", "l2"] = "cosine",
         dims: int | None = None,
         prior_count: float = 0.0,
+        fill_unknown: Literal["none", "mf"] = "none",
         index: Literal["auto", "exact", "flat", "hnsw", "ivf"] = "exact",
         hnsw_m: int = 32,
         hnsw_ef_construction: int = 80,
@@ -86,6 +94,7 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
         self.metric = metric
         self.dims = dims
         self.prior_count = prior_count
+        self.fill_unknown = fill_unknown
         self.index = index
         self.hnsw_m = hnsw_m
         self.hnsw_ef_construction = hnsw_ef_construction
@@ -109,7 +118,12 @@ class KNNRouter(IndexedStoreMixin, BaseRouter):
             self.pca_mean_ = mean.astype(np.float32)
             self.pca_components_ = np.ascontiguousarray(vt.T, dtype=np.float32)
         self.index_ = VectorIndex.from_params(self, self.metric).build(self._project(x))
-        self._set_scores(np.asarray(dataset.performance, dtype=np.float32))
+        scores = np.asarray(dataset.performance, dtype=np.float32)
+        if self.fill_unknown == "mf" and np.isnan(scores).any():
+            from langchain_llmrouter.routers.mf import fill_unknown_scores
+
+            scores = fill_unknown_scores(dataset, query_embeddings).astype(np.float32)
+        self._set_scores(scores)
 
     def _project(self, x: np.ndarray) -> np.ndarray:
         if self.pca_components_ is None:

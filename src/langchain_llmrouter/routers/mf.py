@@ -9,6 +9,7 @@ The method, where it departs from LLMRouter's ``mfrouter``, and its benchmark fi
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -305,3 +306,35 @@ class MFRouter(BaseRouter):
         for key in ("item_embedding", "text_proj", "classifier", "bias"):
             if key not in self.weights_:
                 raise KeyError(_PREFIX + key)
+
+
+_FILLED: dict[str, np.ndarray] = {}
+"""`fill_unknown_scores`'s last results by a digest of their inputs (a few: one per CV fold)."""
+_FILLED_KEEP = 8
+
+
+def fill_unknown_scores(dataset: RoutingDataset, query_embeddings: np.ndarray) -> np.ndarray:
+    """The dataset's score matrix with each unknown (NaN) score replaced by the prediction of a
+    matrix factorisation (`MFRouter`, default hyperparameters) fitted on the known scores.
+
+    Known scores are kept as they are, and a candidate with no known score at all stays
+    unknown. A full matrix is returned as it is, with no fit. The result is cached on a digest
+    of the inputs, so a CV search that refits a kNN router per fold and setting fits the
+    factorisation once per fold.
+    """
+    performance = np.asarray(dataset.performance, dtype=np.float64)
+    unknown = np.isnan(performance)
+    fillable = unknown & ~unknown.all(axis=0)
+    if not fillable.any():
+        return performance
+    x = np.ascontiguousarray(query_embeddings, dtype=np.float32)
+    digest = hashlib.sha256(performance.tobytes() + x.tobytes()).hexdigest()
+    key = f"{performance.shape}:{x.shape}:{digest}"
+    if key not in _FILLED:
+        factorisation = MFRouter().fit(dataset, query_embeddings=x)
+        order = [factorisation.candidates_.index(c) for c in dataset.candidates]
+        predicted = factorisation.predict_quality(dataset.queries, query_embeddings=x)
+        if len(_FILLED) >= _FILLED_KEEP:
+            _FILLED.pop(next(iter(_FILLED)))
+        _FILLED[key] = np.where(fillable, predicted[:, order], performance)
+    return _FILLED[key].copy()

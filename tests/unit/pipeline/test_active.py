@@ -14,11 +14,13 @@ from pipeline_call_helpers import read_jsonl, scripted, write_config
 from pydantic import ValidationError
 
 from langchain_llmrouter.candidates import CandidatePool
+from langchain_llmrouter.data import RoutingDataset
 from langchain_llmrouter.pipeline.active import ActivePlan, choose_pairs, plan_path, seed_pairs
 from langchain_llmrouter.pipeline.call_candidates import call_candidates, main
 from langchain_llmrouter.pipeline.config import CallsConfig, load_pipeline_config
 from langchain_llmrouter.pipeline.pair_value import knn_values, pair_values
 from langchain_llmrouter.pipeline.store import SplitStore, query_key
+from langchain_llmrouter.routers.knn import KNNRouter
 from langchain_llmrouter.testing import FakeOpenAIServer, ModelBehavior
 
 TRAIN = [
@@ -53,7 +55,10 @@ def _no_api_keys(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"strategy": "active", "budget_pairs": 0}, "at least 1"),
         ({"strategy": "active", "budget_pairs": 5, "splits": ["test"]}, "add 'train'"),
         ({"strategy": "some"}, "'all' or 'active'"),
-        ({"strategy": "active", "budget_pairs": 5, "active_model": "mlp"}, "'ridge' or 'knn'"),
+        (
+            {"strategy": "active", "budget_pairs": 5, "active_model": "mlp"},
+            "'design', 'ridge' or 'knn'",
+        ),
         ({"strategy": "active", "budget_pairs": 5, "active_batch": 5}, "Extra inputs"),
     ],
 )
@@ -197,9 +202,12 @@ def _pairs(folder: Path) -> list[tuple[str, str]]:
     ]
 
 
-def test_resume_after_a_kill_gives_the_same_pairs_without_duplicates(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chooser", ["ridge", "design"])
+def test_resume_after_a_kill_gives_the_same_pairs_without_duplicates(
+    tmp_path: Path, chooser: str
+) -> None:
     rows = _rows(30)
-    whole = _plan(tmp_path / "whole", rows, budget_pairs=40)
+    whole = _plan(tmp_path / "whole", rows, budget_pairs=40, active_model=chooser)
     _drive(whole)
     whole.store.close()
     whole.close()
@@ -207,10 +215,10 @@ def test_resume_after_a_kill_gives_the_same_pairs_without_duplicates(tmp_path: P
     assert len(expected) == 40 == len(set(expected))
 
     for kill in (3, 17):  # inside the seed round, then inside a later round
-        plan = _plan(tmp_path / f"killed{kill}", rows, budget_pairs=40)
+        plan = _plan(tmp_path / f"killed{kill}", rows, budget_pairs=40, active_model=chooser)
         _drive(plan, stop_after=kill)
         plan.store.close()  # the log and store stay as a kill leaves them
-        resumed = _plan(tmp_path / f"killed{kill}", rows, budget_pairs=40)
+        resumed = _plan(tmp_path / f"killed{kill}", rows, budget_pairs=40, active_model=chooser)
         _drive(resumed)
         resumed.store.close()
         resumed.close()
@@ -232,9 +240,10 @@ def test_the_pair_budget_counts_pairs_already_in_the_store(tmp_path: Path) -> No
     plan.close()
 
 
-def test_the_dollar_budget_is_never_passed(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chooser", ["ridge", "design"])
+def test_the_dollar_budget_is_never_passed(tmp_path: Path, chooser: str) -> None:
     rows = _rows(20)
-    plan = _plan(tmp_path, rows, budget_dollars=0.01)
+    plan = _plan(tmp_path, rows, budget_dollars=0.01, active_model=chooser)
     worst = float(plan.cost.max())
     while batch := plan.next_pairs():
         for row, model in batch:
@@ -295,3 +304,12 @@ def test_stage_three_in_active_mode(served: FakeOpenAIServer, tmp_path: Path) ->
         (r["query"], r["model_name"]) for r in read_jsonl(tmp_path / "out" / "routing_train.jsonl")
     )
     assert len(pairs) == 13 and max(pairs.values()) == 1
+
+    # A kNN router trained on the sparse routing file fills its unknown scores.
+    data = RoutingDataset.from_file(tmp_path / "out" / "routing_train.jsonl")
+    unknown = np.isnan(data.performance)
+    assert unknown.sum() == 2 * len(TRAIN) - 13
+    x = np.random.default_rng(0).normal(size=(len(data), 8))
+    router = KNNRouter(k=3, fill_unknown="mf").fit(data, query_embeddings=x)
+    assert not np.isnan(router.train_y_).any()
+    assert np.array_equal(router.train_y_[~unknown], data.performance[~unknown])

@@ -3,6 +3,8 @@ hyperparameters, and the shipped router contract."""
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +19,7 @@ from langchain_llmrouter import (
     create_router,
 )
 from langchain_llmrouter.routers.knn import KNNRouter
+from langchain_llmrouter.routers.mf import fill_unknown_scores
 from langchain_llmrouter.testing import RouterContractTests
 
 N_HELD = 200
@@ -144,6 +147,7 @@ def test_set_params(short_fit: RoutingDataset) -> None:
         "metric": "l2",
         "dims": None,
         "prior_count": 0.0,
+        "fill_unknown": "none",
         "index": "exact",
         "hnsw_m": 32,
         "hnsw_ef_construction": 80,
@@ -195,3 +199,56 @@ def test_prior_count_keeps_a_few_lucky_scores_from_deciding() -> None:
     assert predicted[0] == pytest.approx(0.7)
     assert predicted[1] == pytest.approx((1.0 + 5.0 * np.nanmean(weak)) / 6.0)
     assert shrunk.route("q", query_embeddings=query).model == "strong"
+
+
+def _lucky_weak_candidate() -> tuple[RoutingDataset, np.ndarray]:
+    """200 queries: ``strong`` scores 0.7 everywhere; ``weak`` scores 0 on most queries it was
+    tried on, 1 on query 0, and is unknown on query 0's 9 nearest neighbours."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 8)).astype(np.float32)
+    weak = np.full(200, np.nan)
+    weak[rng.choice(200, size=150, replace=False)] = 0.0
+    weak[0] = 1.0
+    weak[np.argsort(np.linalg.norm(x - x[0], axis=1))[1:10]] = np.nan
+    data = RoutingDataset(
+        queries=[f"q{i}" for i in range(200)],
+        candidates=["strong", "weak"],
+        performance=np.stack([np.full(200, 0.7), weak], axis=1),
+        cost=np.ones((200, 2)),
+    )
+    return data, x
+
+
+def test_fill_unknown_mf_gives_every_neighbour_a_score(tmp_path: Path) -> None:
+    """The lone lucky score again: ``fill_unknown: mf`` fills the weak candidate's unknown
+    neighbours from a matrix factorisation (near its low scores elsewhere), so its lucky
+    score is one of ten rather than the only one; known scores are kept, and the saved router
+    routes the same."""
+    data, x = _lucky_weak_candidate()
+    plain = KNNRouter(k=10, weights="uniform", metric="l2").fit(data, query_embeddings=x)
+    filled = KNNRouter(k=10, weights="uniform", metric="l2", fill_unknown="mf").fit(
+        data, query_embeddings=x
+    )
+    assert plain.route("q", query_embeddings=x[:1]).model == "weak"
+    assert filled.route("q", query_embeddings=x[:1]).model == "strong"
+    known = ~np.isnan(data.performance)
+    assert np.array_equal(filled.train_y_[known], data.performance[known].astype(np.float32))
+    guessed = filled.train_y_[~known]
+    assert not np.isnan(guessed).any() and guessed.max() < 0.5  # near the weak one's zeros
+    filled.save(tmp_path / "knn")
+    loaded = KNNRouter.load(tmp_path / "knn")
+    assert loaded.fill_unknown == "mf"
+    np.testing.assert_allclose(
+        loaded.predict_quality(["q"], query_embeddings=x[:5]),
+        filled.predict_quality(["q"], query_embeddings=x[:5]),
+    )
+
+
+def test_fill_unknown_leaves_a_full_matrix_and_a_never_scored_candidate_alone() -> None:
+    data, x = _lucky_weak_candidate()
+    full = dataclasses.replace(data, performance=np.nan_to_num(data.performance))
+    assert np.array_equal(fill_unknown_scores(full, x), full.performance)
+    never = dataclasses.replace(
+        data, performance=np.stack([data.performance[:, 0], np.full(200, np.nan)], axis=1)
+    )
+    assert np.isnan(fill_unknown_scores(never, x)[:, 1]).all()
