@@ -2,22 +2,24 @@
 
 A simulated provider answers each (training query, candidate) pair with its stored score in
 routerdc_train, so no money is spent. For each budget (a share of the 5,608 × 9 training
-pairs), the pairs are chosen either by the active chooser (`pipeline.active.next_round`, the
+pairs), the pairs are chosen either by an active chooser (`pipeline.active.next_round`, the
 function stage 3's `ActivePlan` calls between rounds: a random seed round, then rounds chosen
-by value of information) or uniformly at random; the router is trained on the pairs chosen
+by value of information or by the label-free design) or uniformly at random; the router is trained on the pairs chosen
 (the others unknown) and its quality at cost weight 0 (Q0) measured on routerdc_test, all 500
 queries and the 381 novel ones, against the same router trained on every pair.
 
 The chooser is driven directly on the score matrix rather than through the whole stage 3
-(files, journal, workers): the rounds are the same, and seven budgets × two strategies would
-otherwise make ~300,000 simulated calls on a shared two-core machine.
+(files, journal, workers): the rounds are the same, and five budgets × three ways × five seeds
+would otherwise make ~1,000,000 simulated calls on a shared two-core machine.
 
-Usage: python benchmarks/active_pipeline.py [--routers knnrouter mlprouter mfrouter ...]
-    [--budgets 10 15 20 30 50 75 100] [--batch 256] [--seed-share 0.2] [--plot docs/x.png]
-    [--knn-prior-count 25] [--sparse-check]
+Usage: python benchmarks/active_pipeline.py [--routers knnrouter mfrouter ...]
+    [--budgets 10 20 30 50 75] [--models ridge design] [--seeds 1 2 3 7 42] [--batch 256]
+    [--seed-share 0.2] [--params 'knnrouter={"fill_unknown": "none"}'] [--plot docs/x.png]
+    [--sparse-check]
 
-The "random" column is what ``calls.active_seed_share: 1.0`` calls (the same seeded
-permutation of the pairs).
+Each chooser of ``--models`` is compared with random pairs ("random": what
+``calls.active_seed_share: 1.0`` calls, the same seeded permutation of the pairs), each averaged
+over ``--seeds`` (the seed of the random round and of the random pairs).
 """
 
 from __future__ import annotations

@@ -209,19 +209,22 @@ def part_apgr(args: argparse.Namespace, pool: CandidatePool) -> None:
     print(f"{len(pairs)} pairs (strong, cheap): {pairs}", flush=True)
     vectors: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     table: dict[str, dict[bool, list[float]]] = {}
+    worst: dict[str, tuple[float, str, tuple[float, float]]] = {}
     for name in args.routers:
         params, embedder, x_train, x_test = _inputs(name, args, train, test, vectors)
         table[name] = {False: [], True: []}
         for strong, weak in pairs:
             sub_train = train.select_candidates([strong, weak])
             sub_test = test.select_candidates([strong, weak])
+            perf = np.nan_to_num(sub_test.performance)
+            k, m = sub_test.candidates.index(strong), sub_test.candidates.index(weak)
+            advantages = {}
             for tune in (False, True):
                 router, seconds = _fit(name, params, embedder, sub_train, x_train, tune, args)
                 pred = router.predict_quality(sub_test.queries, query_embeddings=x_test)
                 i, j = router.candidates_.index(strong), router.candidates_.index(weak)
-                perf = np.nan_to_num(sub_test.performance)
-                k, m = sub_test.candidates.index(strong), sub_test.candidates.index(weak)
-                apgr = apgr_cpt(pred[:, i] - pred[:, j], perf[:, k], perf[:, m])["apgr"]
+                advantages[tune] = pred[:, i] - pred[:, j]
+                apgr = apgr_cpt(advantages[tune], perf[:, k], perf[:, m])["apgr"]
                 table[name][tune].append(apgr)
                 chosen = getattr(router, "tuning_", {}).get("chosen")
                 print(
@@ -229,13 +232,44 @@ def part_apgr(args: argparse.Namespace, pool: CandidatePool) -> None:
                     f"({seconds:.0f} s){f' chose {chosen}' if chosen else ''}",
                     flush=True,
                 )
-    print("\n| router | APGR off (mean of pairs) | APGR on | worst pair (on - off) |")
+            diff = table[name][True][-1] - table[name][False][-1]
+            if name not in worst or diff < worst[name][0]:
+                ci = _apgr_diff_interval(advantages, perf[:, k], perf[:, m], args.seed)
+                worst[name] = (diff, f"{strong} vs {weak}", ci)
+    print(
+        "\n| router | APGR off (mean of pairs) | APGR on | worst pair: on - off "
+        "[95% paired bootstrap over test queries] |"
+    )
     print("| --- | --- | --- | --- |")
     for name, by in table.items():
-        diff = np.array(by[True]) - np.array(by[False])
+        diff, pair, (low, high) = worst[name]
         print(
-            f"| {name} | {np.mean(by[False]):.4f} | {np.mean(by[True]):.4f} | {diff.min():+.4f} |"
+            f"| {name} | {np.mean(by[False]):.4f} | {np.mean(by[True]):.4f} | {diff:+.4f} "
+            f"[{low:+.3f}, {high:+.3f}] ({pair}) |"
         )
+
+
+def _apgr_diff_interval(
+    advantages: dict[bool, np.ndarray],
+    strong: np.ndarray,
+    weak: np.ndarray,
+    seed: int,
+    draws: int = 1000,
+) -> tuple[float, float]:
+    """95% interval of APGR(tuned) - APGR(defaults), both routers on the same resampled test
+    queries (resamples where the two candidates tie on average are skipped)."""
+    rng = np.random.default_rng(seed)
+    diffs = []
+    for _ in range(draws):
+        rows = rng.integers(0, len(strong), size=len(strong))
+        if abs(float(np.sum(strong[rows] - weak[rows]))) < 1e-9:
+            continue
+        on, off = (
+            apgr_cpt(advantages[t][rows], strong[rows], weak[rows])["apgr"] for t in (True, False)
+        )
+        diffs.append(on - off)
+    low, high = np.percentile(diffs, [2.5, 97.5])
+    return float(low), float(high)
 
 
 def main() -> None:
