@@ -4,9 +4,12 @@ Each candidate's score is modelled as a ridge regression on the query features; 
 worth the fall it brings in that candidate's predictive variance, summed over every query of
 the split. The variance of a ridge prediction does not depend on the scores seen, so the
 choice never looks at an answer: which queries a candidate is called on depends only on the
-queries, and the pairs left unknown are missing at random, which is what every router's fit
+queries, and the pairs left unknown are missing at random, which is what a router's fit
 assumes. (The value-of-information choosers of `langchain_llmrouter.pipeline.pair_value`
-look at answers, and the pairs they leave out are the ones a router most needs to see.)
+look at answers and leave out the pairs they expect to matter least, so a router fitted on
+what they kept sees a biased sample: on RouterDC the design suits ``mfrouter`` and the
+``ridge`` chooser a kNN router with ``fill_unknown: mf``; README, "Routing data at a fraction
+of the calls".)
 """
 
 from __future__ import annotations
