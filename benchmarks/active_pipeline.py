@@ -4,8 +4,8 @@ A simulated provider answers each (training query, candidate) pair with its stor
 routerdc_train, so no money is spent. For each budget (a share of the 5,608 × 9 training
 pairs), the pairs are chosen either by an active chooser (`pipeline.active.next_round`, the
 function stage 3's `ActivePlan` calls between rounds: a random seed round, then rounds chosen
-by value of information or by the label-free design) or uniformly at random; the router is trained on the pairs chosen
-(the others unknown) and its quality at cost weight 0 (Q0) measured on routerdc_test, all 500
+by value of information or by the label-free design) or uniformly at random; the router is
+trained on the pairs chosen (the others unknown) and its quality at cost weight 0 (Q0) measured on routerdc_test, all 500
 queries and the 381 novel ones, against the same router trained on every pair.
 
 The chooser is driven directly on the score matrix rather than through the whole stage 3
@@ -60,11 +60,10 @@ def active_pairs(
     batch: int,
     model: str,
     seed: int,
-) -> tuple[np.ndarray, int]:
-    """Replay the active rounds: the known-score matrix after the budget, and the rounds."""
+) -> np.ndarray:
+    """Replay the active rounds: the known-score matrix after the budget."""
     known = np.full(scores.shape, np.nan)
     pending = np.zeros(scores.shape, dtype=bool)
-    rounds = 0
     while chosen := next_round(
         features,
         known,
@@ -79,8 +78,7 @@ def active_pairs(
     ):
         rows, cols = np.array(chosen).T
         known[rows, cols] = scores[rows, cols]  # the simulated provider's answer
-        rounds += 1
-    return known, rounds
+    return known
 
 
 def random_pairs(scores: np.ndarray, budget: int, seed: int) -> np.ndarray:
@@ -185,12 +183,14 @@ def main() -> None:
         runs = {name: {way: [] for way in ways} for name in args.routers}
         for seed in args.seeds:  # the seed of the random round and of the random pairs
             for way in ways:
-                if budget >= total:  # every pair: nothing to choose
-                    known = scores
-                elif way == "random":
+                if budget >= total:  # every pair: nothing to choose, the full-data figure
+                    for name in args.routers:
+                        runs[name][way].append(full[name])
+                    continue
+                if way == "random":
                     known = random_pairs(scores, budget, seed)
                 else:
-                    known, _ = active_pairs(
+                    known = active_pairs(
                         features,
                         scores,
                         cost,

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["design_pairs"]
+from langchain_llmrouter.pipeline.pair_value import RIDGE_ALPHA
 
-_RIDGE_ALPHA = 1.0
+__all__ = ["design_pairs"]
 
 
 def design_pairs(
@@ -56,12 +56,12 @@ def design_pairs(
     inverses, spread, lever = [], np.empty((n, m)), np.empty((n, m))
     for j in range(m):
         held = x[taken[:, j]]
-        inverse = np.linalg.inv(held.T @ held + _RIDGE_ALPHA * np.eye(x.shape[1]))
+        inverse = np.linalg.inv(held.T @ held + RIDGE_ALPHA * np.eye(x.shape[1]))
         projected = x @ inverse
         lever[:, j] = np.einsum("id,id->i", projected, x)  # x' A⁻¹ x
         spread[:, j] = np.einsum("id,id->i", projected @ second, projected)  # x' A⁻¹GA⁻¹ x
         inverses.append(inverse)
-    per_dollar = 1.0 / np.maximum(cost, 1e-12) if dollars_left is not None else 1.0
+    per_dollar = 1.0 / np.maximum(cost, 1e-12) if dollars_left is not None else np.ones((n, m))
     value = np.where(taken, -np.inf, spread / (1.0 + lever) * per_dollar)
     used_query = np.zeros(n, dtype=bool)
     chosen: list[tuple[int, int]] = []
@@ -86,8 +86,6 @@ def design_pairs(
         spread[:, j] += c * c * float(u @ second @ u) * xu**2 - 2.0 * c * xw * xu
         lever[:, j] -= c * xu**2
         inverses[j] -= c * np.outer(u, u)
-        column = spread[:, j] / (1.0 + lever[:, j])
-        if dollars_left is not None:
-            column = column / np.maximum(cost[:, j], 1e-12)
+        column = spread[:, j] / (1.0 + lever[:, j]) * per_dollar[:, j]
         value[:, j] = np.where(np.isfinite(value[:, j]), column, -np.inf)
     return chosen

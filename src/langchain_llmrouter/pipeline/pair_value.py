@@ -19,6 +19,7 @@ from langchain_llmrouter.routers.vector_index import VectorIndex
 
 __all__ = [
     "PAIR_VALUES",
+    "RIDGE_ALPHA",
     "knn_values",
     "nearest_neighbours",
     "pair_values",
@@ -27,7 +28,8 @@ __all__ = [
     "ridge_values",
 ]
 
-_RIDGE_ALPHA = 1.0
+RIDGE_ALPHA = 1.0
+"""The prior precision of the choosers' per-candidate ridge (also the design's)."""
 _KNN_K = 50
 _FEATURE_DIMS = 64
 
@@ -66,7 +68,7 @@ def ridge_posterior(x: np.ndarray, known: np.ndarray) -> tuple[np.ndarray, np.nd
         if not rows.any():
             continue
         a, y = design[rows], known[rows, j]
-        precision = a.T @ a + _RIDGE_ALPHA * np.eye(design.shape[1])
+        precision = a.T @ a + RIDGE_ALPHA * np.eye(design.shape[1])
         inverse = np.linalg.inv(precision)
         weights = inverse @ (a.T @ y)
         residual = float(np.mean((a @ weights - y) ** 2)) if len(y) > 1 else 0.25
